@@ -1,0 +1,258 @@
+"""Configuration: one TOML file validated by pydantic, secrets from the environment.
+
+Lookup order: --config PATH, else $SWITCHBOARD_CONFIG, else ./switchboard.toml, else the built-in
+default (webchat on 127.0.0.1:8080 answered by the bundled local model). `${NAME}` anywhere in a
+string value is replaced by the environment variable NAME; an unset variable makes the value
+empty (a provider without its key is simply unavailable), and a required value left empty fails
+with the key path and the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+CONFIG_ENV = "SWITCHBOARD_CONFIG"
+DEFAULT_FILENAME = "switchboard.toml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+LOCAL_DEFAULT_MODEL = "local/smollm2-135m"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- providers and models ---------------------------------------------------------------------
+
+
+class ProviderConfig(_Strict):
+    kind: Literal["openai", "gemini", "local"]
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout: float = Field(60.0, gt=0, description="seconds for one whole model call")
+    connect_timeout: float = Field(5.0, gt=0)
+    keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection is kept")
+    warm: bool = Field(True, description="open a connection at start-up and re-warm before it expires")
+    max_connections: int = Field(256, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    # local only
+    model_path: str | None = Field(None, description="GGUF file; default: the bundled SmolLM2-135M")
+    engine: Literal["auto", "llama_cpp", "mlx"] = "auto"
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = None
+
+    @property
+    def has_key(self) -> bool:
+        if self.kind == "local":
+            return True
+        return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class Price(_Strict):
+    input: float = Field(0.0, ge=0, description="USD per million input tokens")
+    output: float = Field(0.0, ge=0, description="USD per million output tokens")
+    cached_input: float | None = Field(None, ge=0, description="USD per million cached input tokens")
+
+
+class ModelConfig(_Strict):
+    """A model entry in config; adds to or overrides the built-in catalog."""
+
+    id: str | None = Field(None, description="the provider's own model id; default: the part after '/'")
+    alias: str | list[str] | None = None
+    context_window: int | None = Field(None, gt=0)
+    max_output: int | None = Field(None, gt=0)
+    price: Price | None = None
+    ttft_ms: float | None = Field(None, ge=0)
+    tokens_per_s: float | None = Field(None, gt=0)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra generation parameters passed through (reasoning_effort, service_tier, "
+        "prediction, max_tokens, temperature)",
+    )
+
+
+# --- routing, budget ----------------------------------------------------------------------------
+
+
+class RoutingConfig(_Strict):
+    default: str | None = Field(None, description="model used when nothing more specific applies")
+    fallbacks: list[str] = Field(default_factory=list)
+    classes: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="latency class -> complexity tier -> model ref"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"standard": 0.35, "complex": 0.65},
+        description="score at which a message becomes 'standard' / 'complex'",
+    )
+    scorer: Literal["heuristic", "embedding", "combined"] = "heuristic"
+    embedding_weight: float = Field(0.5, ge=0, le=1)
+    examples: dict[str, list[str]] = Field(default_factory=dict, description="tier -> example utterances")
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Strict):
+    monthly_usd: float | None = Field(None, ge=0)
+
+
+# --- runtime ------------------------------------------------------------------------------------
+
+
+class DispatcherConfig(_Strict):
+    max_concurrent: int = Field(256, ge=1, description="replies written at once, across conversations")
+    queue_mode: Literal["followup", "collect", "interrupt"] = "followup"
+    dedupe_window: int = Field(10_000, ge=1, description="recent platform message ids remembered")
+
+
+class StoreConfig(_Strict):
+    kind: Literal["sqlite", "memory"] = "sqlite"
+    data_dir: str = Field("~/.local/share/switchboard", description="directory for the sqlite file")
+    history_turns: int = Field(20, ge=0, description="past messages sent with each prompt")
+
+
+class BotConfig(_Strict):
+    system_prompt: str = "You are a helpful assistant. Answer concisely."
+    max_input_chars: int = Field(200_000, gt=0, description="longer messages get a polite refusal")
+    max_tokens: int | None = Field(1024, gt=0)
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class HttpConfig(_Strict):
+    """The one aiohttp server: webchat, webhooks, /healthz and /metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class WebchatConfig(_Strict):
+    enabled: bool = True
+    title: str = "Switchboard"
+
+
+class ConsoleConfig(_Strict):
+    enabled: bool = False
+
+
+class ChannelsConfig(BaseModel):
+    """Known channels are typed; a channel module validates its own table (extra tables pass)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    webchat: WebchatConfig = WebchatConfig()
+    console: ConsoleConfig = ConsoleConfig()
+
+
+class Config(_Strict):
+    bot: BotConfig = BotConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict, validate_default=True)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
+    budget: BudgetConfig = BudgetConfig()
+    dispatcher: DispatcherConfig = DispatcherConfig()
+    store: StoreConfig = StoreConfig()
+    http: HttpConfig = HttpConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("providers")
+    @classmethod
+    def _local_always_present(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        if "local" not in v:
+            v = {**v, "local": ProviderConfig(kind="local")}
+        return v
+
+    def channel_table(self, name: str) -> dict[str, Any] | None:
+        """The raw table of a channel not typed here (e.g. telegram), or None when absent."""
+        extra = self.channels.model_extra or {}
+        return extra.get(name)
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """Where the config comes from, in the documented order; None means the built-in default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path(DEFAULT_FILENAME)
+    if local.is_file():
+        return local
+    return None
+
+
+def expand_env(data: Any, env: dict[str, str] | os._Environ[str], path: str = "", missing: dict[str, str] | None = None) -> Any:
+    """Replace ${NAME} in every string; record which key paths referenced an unset variable."""
+    if isinstance(data, dict):
+        return {k: expand_env(v, env, f"{path}.{k}" if path else str(k), missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand_env(v, env, f"{path}[{i}]", missing) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${" in data:
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            value = env.get(name)
+            if value is None:
+                if missing is not None:
+                    missing[path] = name
+                return ""
+            return value
+
+        out = _ENV_REF.sub(sub, data)
+        if out == "" and missing is not None and path in missing:
+            return None
+        return out
+    return data
+
+
+def _format_error(err: ValidationError, missing: dict[str, str], source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        if key in missing:
+            msg += f" (environment variable {missing[key]} is not set)"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse(data: dict[str, Any], *, source: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    missing: dict[str, str] = {}
+    expanded = expand_env(data, os.environ if env is None else env, missing=missing)
+    try:
+        return Config.model_validate(expanded)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, missing, source)) from None
+
+
+def load(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Load and validate the config; raises ConfigError naming the key and the reason."""
+    resolved = resolve_path(path)
+    if resolved is None:
+        return parse({}, source="built-in default", env=env)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {resolved}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {resolved}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid TOML in {resolved}: {e}") from None
+    return parse(data, source=str(resolved), env=env)
