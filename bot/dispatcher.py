@@ -1,0 +1,152 @@
+"""The dispatcher: every inbound message goes through here on its way to a reply.
+
+It drops repeated deliveries of the same platform message, keeps each conversation strictly in
+order (one lane per conversation, one worker per busy lane), runs many conversations at once under
+a global limit, and decides what happens to messages that arrive while a reply is being written:
+
+- ``followup`` (default): answered in turn, one reply each;
+- ``collect``: everything that queued up is merged into one next turn;
+- ``interrupt``: the running reply is cancelled and only the newest message is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, replace
+from typing import Awaitable, Callable, Literal
+
+import structlog
+
+from bot.types import InboundMessage
+
+QueueMode = Literal["followup", "collect", "interrupt"]
+
+log = structlog.get_logger("switchboard.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One reply to write: the message to answer and every delivery folded into it."""
+
+    msg: InboundMessage
+    merged: tuple[InboundMessage, ...] = ()
+
+
+Handler = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Lane:
+    pending: deque[InboundMessage] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+    current: asyncio.Task[None] | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_concurrent: int = 256,
+        queue_mode: QueueMode = "followup",
+        dedupe_window: int = 10_000,
+    ) -> None:
+        self._handler = handler
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self.queue_mode: QueueMode = queue_mode
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._dedupe_window = dedupe_window
+        self._lanes: dict[str, _Lane] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.active = 0  # replies being written right now
+        self.duplicates = 0
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def is_duplicate(self, msg: InboundMessage) -> bool:
+        """Remember this delivery; True when the same platform message was already taken."""
+        key = (msg.channel, msg.message_id)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self._dedupe_window:
+            self._seen.popitem(last=False)
+        return False
+
+    async def submit(self, msg: InboundMessage) -> bool:
+        """Queue a message for its conversation; False when it was a repeated delivery.
+
+        Returns at once: the reply is written by the conversation's worker task.
+        """
+        if self.is_duplicate(msg):
+            self.duplicates += 1
+            log.debug("duplicate_dropped", channel=msg.channel, message_id=msg.message_id)
+            return False
+        lane = self._lanes.get(msg.conversation)
+        if lane is None:
+            lane = self._lanes[msg.conversation] = _Lane()
+        if self.queue_mode == "interrupt":
+            lane.pending.clear()
+            if lane.current is not None and not lane.current.done():
+                lane.current.cancel()
+        lane.pending.append(msg)
+        if lane.worker is None:
+            self._idle.clear()
+            lane.worker = asyncio.create_task(self._run_lane(msg.conversation, lane), name=f"lane:{msg.conversation}")
+        return True
+
+    # --- lanes -------------------------------------------------------------------------------
+
+    def _next_turn(self, lane: _Lane) -> Turn:
+        if self.queue_mode == "collect" and len(lane.pending) > 1:
+            msgs = tuple(lane.pending)
+            lane.pending.clear()
+            text = "\n\n".join(m.text for m in msgs)
+            return Turn(replace(msgs[-1], text=text), msgs)
+        msg = lane.pending.popleft()
+        return Turn(msg, (msg,))
+
+    async def _run_lane(self, key: str, lane: _Lane) -> None:
+        try:
+            while lane.pending:
+                turn = self._next_turn(lane)
+                async with self._limit:
+                    self.active += 1
+                    lane.current = asyncio.create_task(self._handler(turn), name=f"reply:{key}")
+                    try:
+                        await asyncio.wait((lane.current,))
+                    finally:
+                        self.active -= 1
+                    current, lane.current = lane.current, None
+                    if not current.cancelled() and current.exception() is not None:
+                        exc = current.exception()
+                        log.error("reply_failed", conversation=key, error=repr(exc), exc_info=exc)
+        finally:
+            lane.worker = None
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+            if not self._lanes:
+                self._idle.set()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been answered."""
+        await self._idle.wait()
+
+    async def aclose(self) -> None:
+        """Cancel every reply in progress (shutdown)."""
+        workers = [lane.worker for lane in self._lanes.values() if lane.worker]
+        for lane in self._lanes.values():
+            lane.pending.clear()
+            if lane.current is not None:
+                lane.current.cancel()
+        for w in workers:
+            w.cancel()
+        for w in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await w
