@@ -1,0 +1,54 @@
+"""What the runtime keeps: conversation history, per-conversation state, and a reply ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from bot.types import ChatTurn
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    sticky_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """One delivered reply, with where its time and money went (kept and logged)."""
+
+    at: float  # unix time
+    channel: str
+    conversation: str
+    model: str
+    route_reason: str
+    ttft: float | None  # provider's time to first token, seconds
+    first_visible: float | None  # message received -> first text visible on the platform, seconds
+    total: float  # message received -> final text delivered, seconds
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    outcome: str = "ok"  # ok | fallback | failed | interrupted
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def history(self, conversation: str, limit: int) -> list[ChatTurn]: ...
+
+    async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None: ...
+
+    async def reset(self, conversation: str) -> None: ...
+
+    async def conversation(self, conversation: str) -> ConversationRecord: ...
+
+    async def set_sticky_model(self, conversation: str, model: str | None) -> None: ...
+
+    async def record_reply(self, record: ReplyRecord) -> None: ...
+
+    async def last_reply(self, conversation: str) -> ReplyRecord | None: ...
+
+    async def spend_since(self, since: float) -> float: ...
