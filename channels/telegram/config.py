@@ -1,0 +1,110 @@
+"""`[channels.telegram]`: the Telegram channel's own config table, validated here.
+
+Errors name the key as `channels.telegram.<key>`; unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from bot.errors import ConfigError
+
+PREFIX = "channels.telegram"
+
+
+class TelegramConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    token: SecretStr = Field(description="the bot token from @BotFather (use ${TELEGRAM_BOT_TOKEN})")
+    base_url: str = Field("https://api.telegram.org/bot", description="Bot API base; the token is appended")
+    base_file_url: str = Field("https://api.telegram.org/file/bot")
+    local_mode: bool = Field(False, description="talking to a self-hosted Bot API server in --local mode")
+
+    # how updates arrive
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout: int = Field(30, ge=0, le=50, description="seconds one getUpdates long poll is held")
+    drop_pending_updates: bool = Field(False, description="skip updates that queued while the bot was down")
+    webhook_url: str | None = Field(None, description="public HTTPS URL Telegram posts to (webhook mode)")
+    webhook_path: str = Field("/telegram/webhook", description="path on the shared HTTP server")
+    webhook_secret: SecretStr | None = Field(
+        None, description="X-Telegram-Bot-Api-Secret-Token; default: a random one per start"
+    )
+
+    # who is answered
+    allow_users: list[int | str] = Field(
+        default_factory=list, description="user ids or @usernames; empty with allow_chats empty: everyone"
+    )
+    allow_chats: list[int] = Field(default_factory=list, description="chat ids whose members are all answered")
+    refusal_text: str = "Sorry, this bot only answers people it has been set up for."
+
+    # how replies look
+    private_streaming: Literal["draft", "edit", "none"] = "draft"
+    group_streaming: Literal["edit", "none"] = "edit"
+    draft_interval: float = Field(0.3, gt=0, description="seconds between draft updates in private chats")
+    edit_interval: float = Field(1.0, gt=0, description="seconds between edits of one message")
+    group_messages_per_minute: int = Field(
+        20, ge=1, description="sends + edits per minute in one group, across all replies"
+    )
+    typing_refresh: float = Field(4.0, gt=0, description="seconds between typing actions while nothing shows")
+    quote_in_groups: bool = Field(True, description="group replies quote the message they answer")
+    link_previews: bool = False
+
+    # the Bot API HTTP client
+    connection_pool_size: int = Field(256, ge=1)
+    keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection to the Bot API is kept")
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    write_timeout: float = Field(10.0, gt=0)
+    pool_timeout: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TelegramConfig":
+        if not self.token.get_secret_value().strip():
+            raise ValueError("token: is empty")
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("webhook_url: required when mode = \"webhook\"")
+        if not self.webhook_path.startswith("/"):
+            raise ValueError("webhook_path: must start with '/'")
+        if self.webhook_secret is not None:
+            s = self.webhook_secret.get_secret_value()
+            if not (1 <= len(s) <= 256) or any(not (c.isascii() and (c.isalnum() or c in "_-")) for c in s):
+                raise ValueError("webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return self
+
+    @property
+    def allowed_user_ids(self) -> frozenset[int]:
+        return frozenset(u for u in self.allow_users if isinstance(u, int))
+
+    @property
+    def allowed_usernames(self) -> frozenset[str]:
+        return frozenset(u.lstrip("@").lower() for u in self.allow_users if isinstance(u, str))
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allow_users or self.allow_chats)
+
+
+def parse_config(table: dict[str, Any] | None) -> TelegramConfig:
+    """Validate the raw `[channels.telegram]` table; ConfigError names `channels.telegram.<key>`."""
+    try:
+        return TelegramConfig.model_validate(table or {})
+    except ValidationError as err:
+        lines = ["invalid config:"]
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif e["type"] == "value_error":
+                # our own checks: "key: reason"
+                msg = msg.removeprefix("Value error, ")
+                key, _, reason = msg.partition(": ")
+                if reason:
+                    loc, msg = key, reason
+            if e["type"] in ("missing",) and loc == "token":
+                msg += " (set token = \"${TELEGRAM_BOT_TOKEN}\" and export the variable)"
+            lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
