@@ -1,0 +1,248 @@
+"""The `switchboard` command. Imports stay inside each command so `--help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any, Callable
+
+EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
+
+
+def _load_config(args: argparse.Namespace):
+    from bot import config
+
+    return config.load(args.config)
+
+
+def _setup_logs(cfg, *, quiet: bool = False) -> None:
+    from bot import logs
+
+    logs.configure("warning" if quiet else cfg.logging.level, cfg.logging.format)
+
+
+# --- run / chat ----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    _setup_logs(cfg)
+    from bot.app import App
+
+    async def main() -> None:
+        app = App(cfg)
+        await app.start()
+        if "webchat" in app.channels:
+            print(f"Switchboard webchat: {app.base_url}/", flush=True)
+        print(f"Channels: {', '.join(app.channels) or 'none'}. Ctrl-C stops.", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await app.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    _setup_logs(cfg, quiet=True)
+    from bot.app import App
+    from channels.console import ConsoleChannel, read_line
+
+    async def main() -> None:
+        console = ConsoleChannel()
+        app = App(cfg, channels=[console], serve_http=False)
+        await app.start()
+        print("Switchboard chat. /help for commands, Ctrl-D to quit.", flush=True)
+        try:
+            while (line := await read_line("> ")) is not None:
+                if line.strip():
+                    await console.say(line)
+                    await app.dispatcher.drain()
+        finally:
+            await app.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    print()
+    return EXIT_OK
+
+
+# --- message send --------------------------------------------------------------------------------
+
+
+def cmd_message_send(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"kind": "memory"})})
+    _setup_logs(cfg, quiet=True)
+    from bot.app import App
+    from channels.console import ConsoleChannel
+
+    async def main() -> int:
+        console = ConsoleChannel(conversation="cli:message-send")
+        app = App(cfg, channels=[console], serve_http=False)
+        await app.start()
+        try:
+            if args.model:
+                model = app.catalog.get(args.model)
+                if model is None:
+                    print(f"unknown model: {args.model} (see `switchboard models list`)", file=sys.stderr)
+                    return EXIT_PROBLEM
+                if not app.router.is_available(model):
+                    print(f"model {model.ref} is not available: provider '{model.provider}' is not configured or has no key", file=sys.stderr)
+                    return EXIT_PROBLEM
+                await app.store.set_sticky_model(console.conversation, model.ref)
+            await console.say(args.text)
+            await app.dispatcher.drain()
+            await app.responder.flush()
+            rec = await app.store.last_reply(console.conversation)
+        finally:
+            await app.stop()
+        if rec is None:
+            print("no reply was recorded", file=sys.stderr)
+            return EXIT_PROBLEM
+        gen_time = rec.total - (rec.ttft or 0)
+        tps = rec.completion_tokens / gen_time if gen_time > 0 and rec.completion_tokens else 0.0
+        ttft = f"{rec.ttft * 1000:.0f} ms" if rec.ttft is not None else "n/a"
+        print(
+            f"\n— {rec.model} · {rec.route_reason} · TTFT {ttft} · {tps:.0f} tokens/s · "
+            f"{rec.prompt_tokens}+{rec.completion_tokens} tokens · ${rec.cost_usd:.6f}",
+            file=sys.stderr if args.quiet_stats else sys.stdout,
+        )
+        return EXIT_OK if rec.outcome in ("ok", "fallback") else EXIT_PROBLEM
+
+    return asyncio.run(main())
+
+
+# --- models / route --------------------------------------------------------------------------------
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    from rich.console import Console
+    from rich.table import Table
+
+    from routing.cli import models_table
+
+    rows = models_table(cfg)
+    table = Table(title="Models")
+    columns = list(rows[0]) if rows else []
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if r[c] is None else str(r[c]) for c in columns))
+    Console().print(table)
+    return EXIT_OK
+
+
+# --- config --------------------------------------------------------------------------------------
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from bot import config
+
+    from bot.app import build_channel, configured_channels
+
+    path = config.resolve_path(args.config)
+    cfg = config.load(args.config)
+    for name, table in configured_channels(cfg).items():
+        build_channel(cfg, name, table)  # each channel validates its own table
+    print(f"ok: {path or 'built-in default'}")
+    return EXIT_OK
+
+
+def cmd_config_get(args: argparse.Namespace) -> int:
+    from bot.config_edit import get_value
+
+    cfg = _load_config(args)
+    print(get_value(cfg, args.key))
+    return EXIT_OK
+
+
+def cmd_config_set(args: argparse.Namespace) -> int:
+    from bot import config
+    from bot.config_edit import set_value
+
+    path = config.resolve_path(args.config) or config.Path(config.DEFAULT_FILENAME)
+    set_value(path, args.key, args.value)
+    print(f"{args.key} set in {path}")
+    return EXIT_OK
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    return asyncio.run(run_doctor(args.config, deep=args.deep))
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="switchboard", description="Answer chat messages with LLMs, fast.")
+    p.add_argument("--config", "-c", help="TOML config file (default: $SWITCHBOARD_CONFIG, ./switchboard.toml, built-in)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, parent=sub) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("run", cmd_run, "run every configured channel (default: webchat on http://127.0.0.1:8080)")
+    add("chat", cmd_chat, "talk to the bot in this terminal")
+
+    msg = sub.add_parser("message", help="one-shot messages").add_subparsers(dest="sub", required=True)
+    send = add("send", cmd_message_send, "send one message, print the reply and its timings", msg)
+    send.add_argument("text")
+    send.add_argument("--model", "-m", help="model ref or alias to use")
+    send.add_argument("--quiet-stats", action="store_true", help="print the timing line on stderr")
+
+    models = sub.add_parser("models", help="the model catalog").add_subparsers(dest="sub", required=True)
+    add("list", cmd_models_list, "models, aliases, context, price, availability", models)
+
+    conf = sub.add_parser("config", help="read, change and check the config").add_subparsers(dest="sub", required=True)
+    add("validate", cmd_config_validate, "check the config file", conf)
+    g = add("get", cmd_config_get, "print one value (dotted key, e.g. channels.webchat.title)", conf)
+    g.add_argument("key")
+    s = add("set", cmd_config_set, "set one value in the file, keeping comments and layout", conf)
+    s.add_argument("key")
+    s.add_argument("value", help="a TOML value (42, true, \"text\", [1, 2]); bare words are strings")
+
+    d = add("doctor", cmd_doctor, "check config, keys, the local model and (with --deep) providers")
+    d.add_argument("--deep", action="store_true", help="also call each configured provider")
+
+    try:
+        from routing.cli import add_route_parser, run_route
+    except ImportError:  # the router's CLI is optional while it is being built
+        pass
+    else:
+        r = add_route_parser(sub)
+        if r is not None and r.get_default("func") is None:
+            r.set_defaults(func=run_route)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bot.errors import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

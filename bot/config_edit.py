@@ -1,0 +1,83 @@
+"""`config get` and `config set`: read one value, or change one value keeping comments and layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from pydantic import BaseModel, SecretStr
+
+from bot.config import Config, parse
+from bot.errors import ConfigError
+
+
+def get_value(cfg: Config, key: str) -> str:
+    """The effective value at a dotted key (defaults included), as TOML-ish text; secrets masked."""
+    node: Any = cfg
+    walked: list[str] = []
+    for part in key.split("."):
+        walked.append(part)
+        if isinstance(node, BaseModel):
+            extra = node.model_extra or {}
+            if part in type(node).model_fields:
+                node = getattr(node, part)
+            elif part in extra:
+                node = extra[part]
+            else:
+                raise ConfigError(f"{'.'.join(walked)}: no such key")
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ConfigError(f"{'.'.join(walked)}: no such key")
+    return _show(node)
+
+
+def _show(node: Any) -> str:
+    if isinstance(node, SecretStr):
+        return "********" if node.get_secret_value() else '""'
+    if isinstance(node, BaseModel):
+        node = node.model_dump(mode="json")
+        return json.dumps(_mask(node), indent=2)
+    if isinstance(node, (dict, list)):
+        return json.dumps(_mask(node), indent=2, default=str)
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    if node is None:
+        return "(unset)"
+    return str(node)
+
+
+def _mask(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: ("********" if k in ("api_key", "token", "secret", "signing_secret", "webhook_secret") and v else _mask(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v) for v in node]
+    return node
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value ("42", "true", "[1, 2]", '"x"'); anything that isn't one is a plain string."""
+    try:
+        return tomlkit.parse(f"v = {text}")["v"]
+    except Exception:  # noqa: BLE001 - tomlkit raises several kinds; a bare word is a string
+        return text
+
+
+def set_value(path: Path, key: str, value: str) -> None:
+    """Set `key` in the TOML file at `path` (created if missing), validate, then write."""
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    parts = key.split(".")
+    table: Any = doc
+    for part in parts[:-1]:
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key}: '{part}' is a value, not a table")
+    table[parts[-1]] = _parse_value(value)
+    # refuse to write a file that would not load (secrets stay as ${NAME} references)
+    parse(doc.unwrap(), source=str(path))
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
