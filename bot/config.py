@@ -83,11 +83,19 @@ class ModelConfig(_Strict):
 
 
 class RoutingConfig(_Strict):
+    """How the router picks a model; see routing/README_SECTION.md. Unset keys use the shipped table."""
+
     default: str | None = Field(None, description="model used when nothing more specific applies")
     fallbacks: list[str] = Field(default_factory=list)
-    classes: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="latency class -> complexity tier -> model ref"
+    classes: dict[str, dict[str, str | list[str]]] = Field(
+        default_factory=dict,
+        description="latency class -> complexity tier -> model ref (or a list: primary, then fallbacks); "
+        "merged over the shipped table",
     )
+    long_context: list[str] | None = Field(
+        None, description="models tried, in order, when the prompt is too long for the table's choice"
+    )
+    use_table: bool = Field(True, description="false: only default + fallbacks (no latency/tier table)")
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"standard": 0.35, "complex": 0.65},
         description="score at which a message becomes 'standard' / 'complex'",
@@ -96,6 +104,7 @@ class RoutingConfig(_Strict):
     embedding_weight: float = Field(0.5, ge=0, le=1)
     examples: dict[str, list[str]] = Field(default_factory=dict, description="tier -> example utterances")
     aliases: dict[str, str] = Field(default_factory=dict)
+    max_chain: int = Field(4, ge=1, le=10, description="models in a decision's chain, primary included")
 
 
 class BudgetConfig(_Strict):

@@ -1,0 +1,58 @@
+"""Example utterances per complexity tier, for the embedding scorer (config `routing.examples`
+replaces a tier's list). Short, varied, and written for chat: what people send a bot."""
+
+from __future__ import annotations
+
+DEFAULT_EXAMPLES: dict[str, list[str]] = {
+    "simple": [
+        "hi",
+        "hello, how are you?",
+        "thanks!",
+        "good morning",
+        "lol that's funny",
+        "what time is it in Tokyo?",
+        "what's the capital of Australia?",
+        "translate 'thank you' into Spanish",
+        "how many ounces in a pound?",
+        "who wrote Pride and Prejudice?",
+        "give me a synonym for happy",
+        "is it going to rain tomorrow?",
+        "tell me a joke",
+        "what does ASAP mean?",
+        "ok sounds good",
+    ],
+    "standard": [
+        "write a Python function that removes duplicates from a list",
+        "explain how HTTPS works",
+        "summarize this article in three bullet points",
+        "draft a polite email asking my landlord to fix the heating",
+        "what's the difference between a list and a tuple in Python?",
+        "give me a recipe for a vegetarian lasagna",
+        "how do I center a div in CSS?",
+        "explain photosynthesis to a 10 year old",
+        "write a SQL query that counts orders per customer",
+        "what are the main causes of inflation?",
+        "suggest a 3-day itinerary for Lisbon",
+        "convert this JSON to YAML",
+        "why is the sky blue?",
+        "fix the grammar in this paragraph",
+        "what is a closure in JavaScript?",
+    ],
+    "complex": [
+        "prove that the square root of 2 is irrational",
+        "design a rate limiter for a distributed API and discuss the trade-offs",
+        "analyze the pros and cons of microservices versus a monolith for a 10-person startup",
+        "debug this race condition in my async Python code",
+        "derive the closed form of the Fibonacci sequence",
+        "compare three approaches to caching LLM responses and recommend one with cost estimates",
+        "refactor this 300-line class into smaller components and explain each step",
+        "what is the expected value of the number of coin flips until two heads in a row?",
+        "plan a migration from MySQL to Postgres with zero downtime",
+        "evaluate the legal implications of this contract clause under EU law",
+        "solve this dynamic programming problem and give its time complexity",
+        "write a detailed strategy for reducing customer churn, with metrics and experiments",
+        "explain step by step why this proof by induction fails",
+        "build a compiler pass that eliminates dead code in SSA form",
+        "critique the methodology of this study and suggest better statistics",
+    ],
+}
