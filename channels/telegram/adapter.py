@@ -366,7 +366,7 @@ class TelegramChannel:
         if not mentioned and me and re.search(rf"(?<![\w@])@{re.escape(me)}\b", text, re.IGNORECASE):
             mentioned = True
         if mentioned:
-            stripped = re.sub(rf"(?<![\w@])@{re.escape(me)}\b[,:]?", "", text, flags=re.IGNORECASE).strip()
+            stripped = re.sub(rf"[ \t]*(?<![\w@])@{re.escape(me)}\b[,:]?", "", text, flags=re.IGNORECASE).strip()
             return (stripped or text), True
         reply = msg.reply_to_message
         if reply is not None and self.me is not None:

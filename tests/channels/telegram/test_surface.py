@@ -1,0 +1,156 @@
+"""The surface: one Bot API call per move, Telegram errors translated, against the recording fake."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
+from bot.types import MessageRef
+from channels.telegram import TelegramChannel, TgContext
+from channels.telegram.surface import TelegramSurface
+from tests.fakes.telegram_server import FakeTelegram
+
+PRIVATE = 4242
+GROUP = -1001234
+
+
+@pytest.fixture
+async def channel(fake: FakeTelegram, make_channel) -> TelegramChannel:
+    ch = make_channel()
+    await ch.bot.initialize()
+    yield ch
+    await ch.bot.shutdown()
+
+
+def surface(ch: TelegramChannel, chat_id: int, *, thread: int | None = None, message_id: int = 55) -> TelegramSurface:
+    from bot.types import InboundMessage
+
+    ctx = TgContext(chat_id, "private" if chat_id > 0 else "supergroup", message_id, thread, PRIVATE)
+    msg = InboundMessage("telegram", f"telegram:{chat_id}", str(PRIVATE), "hi", f"{chat_id}:{message_id}", platform=ctx)
+    return ch.surface(msg)
+
+
+async def test_send_renders_html_and_returns_ref(fake: FakeTelegram, channel) -> None:
+    s = surface(channel, PRIVATE)
+    ref = await s.send("Hello **world** <3")
+    call = fake.calls_of("sendMessage")[-1]
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["text"] == "Hello <b>world</b> &lt;3"
+    assert call.params["link_preview_options"] == {"is_disabled": True}
+    assert "reply_parameters" not in call.params  # private chats are not quoted
+    assert fake.texts(PRIVATE) == ["Hello world <3"]
+    assert ref.id == str(fake.sent[PRIVATE][0].message_id)
+
+
+async def test_plain_send_has_no_parse_mode(fake: FakeTelegram, channel) -> None:
+    await surface(channel, PRIVATE).send("**raw**", plain=True)
+    call = fake.calls_of("sendMessage")[-1]
+    assert "parse_mode" not in call.params
+    assert fake.texts(PRIVATE) == ["**raw**"]
+
+
+async def test_group_reply_quotes_first_message_only_and_keeps_topic(fake: FakeTelegram, channel) -> None:
+    s = surface(channel, GROUP, thread=77, message_id=900)
+    await s.send("part one")
+    await s.send("part two")
+    first, second = fake.calls_of("sendMessage")
+    assert first.params["reply_parameters"] == {"message_id": 900, "allow_sending_without_reply": True}
+    assert "reply_parameters" not in second.params
+    assert first.params["message_thread_id"] == 77 and second.params["message_thread_id"] == 77
+
+
+async def test_edit(fake: FakeTelegram, channel) -> None:
+    s = surface(channel, GROUP)
+    ref = await s.send("one")
+    await s.edit(ref, "one *two*")
+    assert fake.texts(GROUP) == ["one two"]
+    call = fake.calls_of("editMessageText")[-1]
+    assert call.params["message_id"] == int(ref.id) and call.params["text"] == "one <i>two</i>"
+
+
+async def test_not_modified(fake: FakeTelegram, channel) -> None:
+    s = surface(channel, GROUP)
+    ref = await s.send("same")
+    with pytest.raises(NotModified):
+        await s.edit(ref, "same")
+
+
+async def test_edit_of_missing_message_is_gone(channel) -> None:
+    with pytest.raises(MessageGone):
+        await surface(channel, GROUP).edit(MessageRef("999999"), "x")
+
+
+async def test_flood_control_becomes_rate_limited(fake: FakeTelegram, channel) -> None:
+    fake.flood("sendMessage", 7)
+    with pytest.raises(RateLimited) as e:
+        await surface(channel, PRIVATE).send("hi")
+    assert e.value.retry_after == 7.0
+    assert fake.texts(PRIVATE) == []
+
+
+async def test_parse_error_becomes_markup_rejected(fake: FakeTelegram, channel) -> None:
+    fake.fail("sendMessage", description="Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 3")
+    s = surface(channel, PRIVATE)
+    with pytest.raises(MarkupRejected):
+        await s.send("hi **there**")
+    await s.send("hi **there**", plain=True)
+    assert fake.texts(PRIVATE) == ["hi **there**"]
+
+
+async def test_other_errors_are_platform_errors(fake: FakeTelegram, channel) -> None:
+    fake.fail("sendMessage", status=403, description="Forbidden: bot was blocked by the user")
+    with pytest.raises(PlatformError) as e:
+        await surface(channel, PRIVATE).send("hi")
+    assert type(e.value) is PlatformError and "blocked" in str(e.value)
+
+
+async def test_draft_same_id_never_empty(fake: FakeTelegram, channel) -> None:
+    s = surface(channel, PRIVATE)
+    await s.draft("")
+    await s.draft("   ")
+    await s.draft("Hel")
+    await s.draft("Hello **wor")
+    await s.finish("Hello **world**")
+    drafts = fake.calls_of("sendMessageDraft")
+    assert [c.params["text"] for c in drafts] == ["Hel", "Hello **wor"]
+    assert len({c.params["draft_id"] for c in drafts}) == 1 and drafts[0].params["draft_id"] != 0
+    assert fake.texts(PRIVATE) == ["Hello world"]
+
+
+async def test_two_replies_get_different_draft_ids(channel) -> None:
+    assert surface(channel, PRIVATE).draft_id != surface(channel, PRIVATE).draft_id
+
+
+async def test_typing_goes_to_the_topic(fake: FakeTelegram, channel) -> None:
+    await surface(channel, GROUP, thread=12).typing()
+    call = fake.calls_of("sendChatAction")[-1]
+    assert call.params == {"chat_id": GROUP, "action": "typing", "message_thread_id": 12}
+
+
+async def test_group_budget_is_shared_by_replies_in_one_group(fake: FakeTelegram, make_channel) -> None:
+    ch = make_channel(group_messages_per_minute=3)
+    await ch.bot.initialize()
+    try:
+        a, b = surface(ch, GROUP), surface(ch, GROUP)
+        other = surface(ch, GROUP - 1)
+        t0 = time.monotonic()
+        await a.send("1")
+        await b.send("2")
+        await a.send("3")
+        await other.send("elsewhere")  # another group has its own budget
+        assert time.monotonic() - t0 < 0.5
+        assert ch._group_limiter(GROUP) is ch._group_limiter(GROUP)
+        assert not ch._group_limiter(GROUP).has_capacity()
+        assert ch._group_limiter(GROUP - 1).has_capacity()
+        assert surface(ch, PRIVATE)._limiter is None
+    finally:
+        await ch.bot.shutdown()
+
+
+async def test_keepalive_is_minutes(channel) -> None:
+    client = channel.bot.request._client  # type: ignore[attr-defined]
+    pool = client._transport._pool
+    assert pool._keepalive_expiry == 300.0
+    assert pool._max_connections == 256
