@@ -85,11 +85,11 @@ REASONING_WORDS = frozenset(
     "tradeoff tradeoffs trade-off trade-offs optimize optimise critique justify implication implications "
     "strategy strategies plan debug refactor implement investigate diagnose recommend recommendation "
     "recommendations estimate summarize summarise synthesize synthesise calculate solve migrate migration "
-    "scalability detailed thorough thoroughly comprehensive rigorous".split()
+    "scalability detailed thorough thoroughly comprehensive rigorous explain".split()
 )
 REASONING_PHRASES = (
     "explain why", "why does", "why do ", "how does", "how would", "step by step", "step-by-step",
-    "pros and cons", "in depth", "in-depth", "what would happen", "walk me through", "reason about",
+    "pros and cons", "in depth", "in-depth", "in detail", "what would happen", "walk me through", "reason about",
 )
 CODE_TASK_VERBS = frozenset("write implement build create fix generate port convert optimize optimise".split())
 SEQUENCE_WORDS = frozenset("first firstly second secondly then finally additionally also".split())
