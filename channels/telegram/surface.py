@@ -169,8 +169,18 @@ class TelegramSurface:
             self.calls += 1
 
     async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
-        """A draft is only a preview: the reply is kept by one normal sendMessage."""
-        return await self.send(text, plain=plain)
+        """A draft is only a preview: the reply is kept by one normal sendMessage.
+
+        If Telegram refuses the HTML, the same text goes once more as plain text right here:
+        ReplyStream retries plain only for send / edit, and a refused sendMessage created nothing,
+        so this cannot duplicate. (Drop this fallback once ReplyStream passes plain= to finish.)
+        """
+        if plain:
+            return await self.send(text, plain=True)
+        try:
+            return await self.send(text)
+        except MarkupRejected:
+            return await self.send(text, plain=True)
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ class _Failure:
     retry_after: float | None
     times: int
     when: Callable[[dict[str, Any]], bool] | None
+    apply: bool = False  # carry the call out first, then answer with the error (a lost answer)
 
 
 class TelegramHTMLError(ValueError):
@@ -194,9 +195,18 @@ class FakeTelegram:
         retry_after: float | None = None,
         times: int = 1,
         when: Callable[[dict[str, Any]], bool] | None = None,
+        apply: bool = False,
     ) -> None:
-        """The next `times` calls of `method` (matching `when`) fail with this answer."""
-        self._failures.append(_Failure(method, status, description, retry_after, times, when))
+        """The next `times` calls of `method` (matching `when`) fail with this answer.
+
+        `apply=True`: the call takes effect first and only its answer is the error.
+        """
+        self._failures.append(_Failure(method, status, description, retry_after, times, when, apply))
+
+    def not_modified(self, **kw: Any) -> None:
+        """The next matching edit takes effect and then answers "message is not modified" (as if an
+        earlier attempt had already got through)."""
+        self.fail("editMessageText", description=NOT_MODIFIED, apply=True, **kw)
 
     def flood(self, method: str, retry_after: float, **kw: Any) -> None:
         self.fail(
@@ -312,6 +322,11 @@ class FakeTelegram:
         for f in self._failures:
             if f.method == method and f.times > 0 and (f.when is None or f.when(params)):
                 f.times -= 1
+                if f.apply and (h := getattr(self, f"_m_{method}", None)) is not None:
+                    try:
+                        await h(params)
+                    except _ApiError:
+                        pass
                 return self._error(call, f.status, f.description, f.retry_after)
         if self.delay.get(method):
             await asyncio.sleep(self.delay[method])

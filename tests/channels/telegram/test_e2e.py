@@ -1,0 +1,264 @@
+"""Telegram end to end: PTB polling the fake Bot API → App (dispatcher, responder, ReplyStream) →
+a scripted provider → replies on the fake, with every Bot API call recorded and timestamped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.app import App
+from channels.telegram import TelegramChannel
+from tests.conftest import make_config
+from tests.fakes.scripted_provider import ScriptedProvider
+from tests.fakes.telegram_server import FakeTelegram, parse_telegram_html
+
+from .conftest import tg_config
+
+USER = 4242
+GROUP = -1001234
+BOT = "switchboard_bot"
+
+
+@pytest.fixture
+async def run_app(fake: FakeTelegram) -> AsyncIterator[Any]:
+    apps: list[App] = []
+
+    async def _run(provider: ScriptedProvider, *, serve_http: bool = False, **tg: Any) -> tuple[App, TelegramChannel]:
+        channel = TelegramChannel(tg_config(fake, **tg))
+        app = App(
+            make_config(channels={"webchat": {"enabled": False}}),
+            providers={"local": provider},
+            channels=[channel],
+            serve_http=serve_http,
+        )
+        await app.start()
+        apps.append(app)
+        return app, channel
+
+    yield _run
+    for app in apps:
+        await app.stop()
+
+
+def after_start(fake: FakeTelegram) -> list[Any]:
+    """Calls that are part of replies (not polling / start-up)."""
+    return [c for c in fake.calls if c.method not in ("getMe", "deleteWebhook", "getUpdates", "setWebhook")]
+
+
+def words(n: int, start: int = 0) -> list[str]:
+    return [f" w{i}" for i in range(start, start + n)]
+
+
+async def test_private_chat_streams_drafts_then_one_send(fake: FakeTelegram, run_app) -> None:
+    pieces = ["Hello", " **wor", "ld**", ", this", " is", " a", " streamed", " answer."]
+    await run_app(ScriptedProvider(pieces, interval=0.15))
+    fake.push_update(fake.make_message(USER, "hi", message_id=10))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=10)
+    calls = after_start(fake)
+    assert calls[0].method == "sendChatAction" and calls[0].params["action"] == "typing"
+    drafts = fake.calls_of("sendMessageDraft")
+    assert len(drafts) >= 3  # really streamed
+    assert all(parse_telegram_html(c.params["text"]).strip() for c in drafts)  # never empty
+    assert len({c.params["draft_id"] for c in drafts}) == 1
+    gaps = [b.t - a.t for a, b in zip(drafts, drafts[1:])]
+    assert min(gaps) >= 0.25  # throttled (draft_interval 0.3 s, minus loopback jitter)
+    sends = fake.calls_of("sendMessage")
+    assert len(sends) == 1 and sends[0].t > drafts[-1].t
+    assert sends[0].params["text"] == "Hello <b>world</b>, this is a streamed answer."
+    assert fake.texts(USER) == ["Hello world, this is a streamed answer."]
+    assert not fake.calls_of("editMessageText")
+    assert "reply_parameters" not in sends[0].params
+
+
+async def test_group_reply_streams_by_edits_a_second_apart(fake: FakeTelegram, run_app) -> None:
+    pieces = ["The answer", *words(30)]
+    await run_app(ScriptedProvider(pieces, interval=0.1))
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} tell me", message_id=900))
+    expected = "The answer" + "".join(words(30))
+    await fake.wait_for(lambda f: f.texts(GROUP) == [expected], timeout=15)
+    sends, edits = fake.calls_of("sendMessage"), fake.calls_of("editMessageText")
+    assert len(sends) == 1 and len(edits) >= 2
+    assert sends[0].params["reply_parameters"]["message_id"] == 900  # quotes the question
+    stamps = [sends[0].t] + [e.t for e in edits]
+    gaps = [round(b - a, 3) for a, b in zip(stamps, stamps[1:])]
+    # ReplyStream spaces request *starts* by 1 s; arrival adds loopback / event-loop jitter (the
+    # fake shares the test's loop), so allow a little under — see the report on pacing from ends
+    assert min(gaps) >= 0.9, (gaps, [(c.method, round(c.t, 3), c.status) for c in after_start(fake)])
+    assert not fake.calls_of("sendMessageDraft")
+    await asyncio.sleep(0.2)
+    assert len(fake.texts(GROUP)) == 1
+
+
+async def test_flood_control_mid_stream_loses_nothing(fake: FakeTelegram, run_app) -> None:
+    pieces = ["Start", *words(25)]
+    await run_app(ScriptedProvider(pieces, interval=0.08))
+    fake.flood("editMessageText", 1.5)  # the first edit is refused: wait 1.5 s
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} go"))
+    expected = "Start" + "".join(words(25))
+    await fake.wait_for(lambda f: f.texts(GROUP) == [expected], timeout=15)
+    edits = fake.calls_of("editMessageText")
+    refused = [e for e in edits if e.status == 429]
+    assert len(refused) == 1
+    after = [e for e in edits if e.t > refused[0].t]
+    assert after and after[0].t - refused[0].t >= 1.45  # waited the whole retry_after
+    assert len(fake.calls_of("sendMessage")) == 1  # no duplicate message
+    await asyncio.sleep(0.2)
+    assert fake.texts(GROUP) == [expected]
+
+
+async def test_flood_control_on_the_final_send_of_a_draft(fake: FakeTelegram, run_app) -> None:
+    await run_app(ScriptedProvider(["Short", " and", " sweet", " reply."], interval=0.05))
+    fake.flood("sendMessage", 1)
+    fake.push_update(fake.make_message(USER, "hi"))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=10)
+    sends = fake.calls_of("sendMessage")
+    assert [s.status for s in sends] == [429, 200]
+    assert sends[1].t - sends[0].t >= 0.95
+    await asyncio.sleep(0.2)
+    assert fake.texts(USER) == ["Short and sweet reply."]
+
+
+async def test_not_modified_is_success(fake: FakeTelegram, run_app) -> None:
+    pieces = ["First", *words(12)]
+    await run_app(ScriptedProvider(pieces, interval=0.1))
+    expected = "First" + "".join(words(12))
+    # the final edit got through but its answer says "not modified": must not be sent again
+    fake.not_modified(when=lambda p: p.get("text") == expected)
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} go"))
+    await fake.wait_for(lambda f: any(c.error and "not modified" in c.error for c in f.calls), timeout=15)
+    await asyncio.sleep(1.5)
+    assert fake.texts(GROUP) == [expected]
+    assert len(fake.calls_of("sendMessage")) == 1
+    assert [c.params["text"] for c in fake.calls_of("editMessageText")].count(expected) == 1
+
+
+async def test_html_rejected_goes_again_as_plain_text_in_a_group(fake: FakeTelegram, run_app) -> None:
+    await run_app(ScriptedProvider(["Some **bold** answer ", "that", " streams."], interval=0.05))
+    fake.fail("sendMessage", description="Bad Request: can't parse entities: Unsupported start tag \"b\"",
+              when=lambda p: p.get("parse_mode") == "HTML", times=10)
+    fake.fail("editMessageText", description="Bad Request: can't parse entities: Unsupported start tag \"b\"",
+              when=lambda p: p.get("parse_mode") == "HTML", times=10)
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} go"))
+    final = "Some **bold** answer that streams."
+    await fake.wait_for(lambda f: f.texts(GROUP) == [final], timeout=10)
+    await asyncio.sleep(0.3)
+    assert fake.texts(GROUP) == [final]
+    ok = [c for c in fake.calls_of("sendMessage", "editMessageText") if c.status == 200]
+    assert all("parse_mode" not in c.params for c in ok)
+
+
+async def test_html_rejected_on_final_send_in_private(fake: FakeTelegram, run_app) -> None:
+    await run_app(ScriptedProvider(["Some **bold**", " answer."], interval=0.05), private_streaming="draft")
+    fake.fail("sendMessage", description="Bad Request: can't parse entities: Unsupported start tag \"b\"",
+              when=lambda p: p.get("parse_mode") == "HTML")
+    fake.push_update(fake.make_message(USER, "go"))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=10)
+    await asyncio.sleep(0.3)
+    assert fake.texts(USER) == ["Some **bold** answer."]
+    assert [c.status for c in fake.calls_of("sendMessage")] == [400, 200]
+
+
+@pytest.mark.parametrize("chat, mode", [(USER, "none"), (USER, "draft"), (GROUP, "edit")])
+async def test_long_answer_split_in_three_valid_parts(fake: FakeTelegram, run_app, chat: int, mode: str) -> None:
+    para = "Lorem ipsum **dolor** sit amet, `code` & <tags> consectetur adipiscing elit. " * 8
+    text = "\n\n".join([para.strip()] * 17)[:10_000]
+    assert len(text) == 10_000
+    chunks = [text[i : i + 500] for i in range(0, len(text), 500)]
+    streaming = {"private_streaming": mode} if chat > 0 else {"group_streaming": mode}
+    await run_app(ScriptedProvider(chunks, interval=0.02), **streaming)
+    fake.push_update(fake.make_message(chat, "write a lot" if chat > 0 else f"@{BOT} write a lot"))
+    from bot.splitting import split_text
+    from channels.telegram.render import markdown_to_html
+
+    expected = [parse_telegram_html(markdown_to_html(p)) for p in split_text(text, 4096)]
+    assert len(expected) == 3
+    await fake.wait_for(lambda f: f.texts(chat) == expected, timeout=20)
+    await asyncio.sleep(0.3)
+    assert fake.texts(chat) == expected  # three messages, nothing sent twice
+    accepted = [c for c in fake.calls_of("sendMessage", "editMessageText", "sendMessageDraft") if c.status == 200]
+    assert all(c.params.get("parse_mode") == "HTML" for c in accepted)  # every part valid HTML
+    assert not [c for c in fake.calls if c.status == 400]
+    assert all(len(t) <= 4096 for t in fake.texts(chat))
+
+
+async def test_typing_repeats_while_not_streaming(fake: FakeTelegram, run_app) -> None:
+    await run_app(ScriptedProvider(["Done", " thinking."], ttft=1.0), private_streaming="none", typing_refresh=0.2)
+    fake.push_update(fake.make_message(USER, "think hard"))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=10)
+    await asyncio.sleep(0.5)
+    typing = fake.calls_of("sendChatAction")
+    send = fake.calls_of("sendMessage")[0]
+    assert len(typing) >= 4
+    gaps = [b.t - a.t for a, b in zip(typing, typing[1:])]
+    assert all(0.15 <= g <= 0.35 for g in gaps), gaps
+    assert all(t.t < send.t for t in typing)  # stops once the answer is sent
+    assert not fake.calls_of("sendMessageDraft", "editMessageText")
+    assert fake.texts(USER) == ["Done thinking."]
+
+
+async def test_unlisted_user_gets_no_model_call(fake: FakeTelegram, run_app) -> None:
+    provider = ScriptedProvider(["never"])
+    _, channel = await run_app(provider, allow_users=[1])
+    fake.push_update(fake.make_message(USER, "hello?"))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=5)
+    await asyncio.sleep(0.2)
+    assert provider.requests == []
+    assert fake.texts(USER) == [channel.cfg.refusal_text]
+    assert not fake.calls_of("sendChatAction")
+
+
+async def test_duplicate_update_answered_once(fake: FakeTelegram, run_app) -> None:
+    provider = ScriptedProvider(["One answer."])
+    await run_app(provider)
+    upd = fake.push_update(fake.make_message(USER, "hi"))
+    await fake.wait_for(lambda f: f.texts(USER), timeout=5)
+    fake.push_update(upd, redeliver=True)
+    fake.push_update(fake.make_message(GROUP, "people talking"))  # not addressed: ignored
+    await asyncio.sleep(0.5)
+    assert len(provider.requests) == 1
+    assert fake.texts(USER) == ["One answer."]
+    assert fake.texts(GROUP) == [] and not [c for c in fake.calls_of("sendChatAction") if c.params["chat_id"] == GROUP]
+
+
+async def test_commands_answered_by_the_runtime(fake: FakeTelegram, run_app) -> None:
+    provider = ScriptedProvider(["model text"])
+    await run_app(provider)
+    fake.push_update(fake.make_message(GROUP, f"/help@{BOT}"))
+    await fake.wait_for(lambda f: f.texts(GROUP), timeout=5)
+    assert provider.requests == []
+    assert "/model" in fake.texts(GROUP)[0]
+
+
+async def test_forum_topic_answered_in_topic(fake: FakeTelegram, run_app) -> None:
+    await run_app(ScriptedProvider(["In the topic."]))
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} hi", thread_id=50, is_topic=True, message_id=61))
+    await fake.wait_for(lambda f: f.texts(GROUP), timeout=5)
+    for c in after_start(fake):
+        assert c.params.get("message_thread_id") == 50 or c.method == "editMessageText"
+    assert fake.sent[GROUP][0].thread_id == 50 and fake.sent[GROUP][0].reply_to == 61
+
+
+async def test_webhook_end_to_end(fake: FakeTelegram, run_app) -> None:
+    provider = ScriptedProvider(["Via", " webhook."])
+    app, channel = await run_app(
+        provider, serve_http=True, mode="webhook", webhook_url="https://bot.example.com/tg", webhook_secret="abc",
+        webhook_path="/tg",
+    )
+    assert fake.webhook["secret_token"] == "abc"
+    url = f"{app.base_url}/tg"
+    upd = fake.make_message(USER, "hello", update_id=500)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=upd) as r:
+            assert r.status == 401
+        async with http.post(url, json=upd, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}) as r:
+            assert r.status == 401
+        for _ in range(2):
+            async with http.post(url, json=upd, headers={"X-Telegram-Bot-Api-Secret-Token": "abc"}) as r:
+                assert r.status == 200
+    await fake.wait_for(lambda f: f.texts(USER), timeout=5)
+    await asyncio.sleep(0.2)
+    assert fake.texts(USER) == ["Via webhook."]
+    assert len(provider.requests) == 1
