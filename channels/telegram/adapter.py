@@ -121,6 +121,8 @@ class TelegramChannel:
             await self._set_webhook()
         else:
             await self._start_polling()
+        if self.cfg.warm_interval > 0:
+            self._spawn(self._keep_warm(self.cfg.warm_interval))
         log.info("telegram.started", bot=self._username, mode=self.cfg.mode)
 
     async def stop(self) -> None:
@@ -199,8 +201,10 @@ class TelegramChannel:
     async def _start_polling(self) -> None:
         try:
             await self.bot.delete_webhook(drop_pending_updates=self.cfg.drop_pending_updates)
-            # one short poll now: another process on this token shows up here as a 409
-            first = await self.bot.get_updates(timeout=0, allowed_updates=ALLOWED_UPDATES)
+            # A first, short poll. Telegram ends a held getUpdates with 409 when another one comes
+            # in; another process polling this token re-polls at once, so holding ours for a second
+            # makes that process show up here. An update arriving meanwhile ends the wait at once.
+            first = await self.bot.get_updates(timeout=self.cfg.conflict_probe, allowed_updates=ALLOWED_UPDATES)
         except Conflict as e:
             raise PlatformError(
                 "telegram: another process is already receiving updates for this bot token "
@@ -210,6 +214,18 @@ class TelegramChannel:
             raise PlatformError(f"telegram: could not start polling: {e}") from None
         await self._process(first)
         self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+
+    async def _keep_warm(self, interval: float) -> None:
+        """A cheap call now and then so the next reply does not pay TCP + TLS set-up again
+        (servers close idle connections on their own schedule, whatever our keep-alive says)."""
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self.bot.get_me()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - warming is best effort
+                log.debug("telegram.warm_failed", error=str(e))
 
     async def _poll_loop(self) -> None:
         backoff = 0.5

@@ -26,6 +26,10 @@ class TelegramConfig(BaseModel):
     # how updates arrive
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(30, ge=0, le=50, description="seconds one getUpdates long poll is held")
+    conflict_probe: int = Field(
+        1, ge=0, le=10,
+        description="seconds the first getUpdates is held at start so another poller on the token shows as 409",
+    )
     drop_pending_updates: bool = Field(False, description="skip updates that queued while the bot was down")
     webhook_url: str | None = Field(None, description="public HTTPS URL Telegram posts to (webhook mode)")
     webhook_path: str = Field("/telegram/webhook", description="path on the shared HTTP server")
@@ -55,6 +59,9 @@ class TelegramConfig(BaseModel):
     # the Bot API HTTP client
     connection_pool_size: int = Field(256, ge=1)
     keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection to the Bot API is kept")
+    warm_interval: float = Field(
+        30.0, ge=0, description="seconds between getMe calls that keep a reply connection warm; 0: off"
+    )
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(10.0, gt=0)
     write_timeout: float = Field(10.0, gt=0)
@@ -104,7 +111,7 @@ def parse_config(table: dict[str, Any] | None) -> TelegramConfig:
                 key, _, reason = msg.partition(": ")
                 if reason:
                     loc, msg = key, reason
-            if e["type"] in ("missing",) and loc == "token":
-                msg += " (set token = \"${TELEGRAM_BOT_TOKEN}\" and export the variable)"
+            if loc == "token" and (e["type"] == "missing" or e.get("input", "") is None):
+                msg = "is required and empty (set token = \"${TELEGRAM_BOT_TOKEN}\" and export the variable)"
             lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
         raise ConfigError("\n".join(lines)) from None

@@ -152,6 +152,7 @@ class FakeTelegram:
         self._next_msg: dict[int, int] = {}
         self._incoming_id = 5000
         self._failures: list[_Failure] = []
+        self._poll_gen = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -375,8 +376,14 @@ class FakeTelegram:
         timeout = float(p.get("timeout") or 0)
         limit = int(p.get("limit") or 100)
         deadline = time.monotonic() + timeout
+        self._poll_gen += 1
+        gen = self._poll_gen
         async with self._changed:
+            self._changed.notify_all()  # a poll still held is terminated by this one (as Telegram does)
             while True:
+                if gen != self._poll_gen:
+                    raise _ApiError(409, "Conflict: terminated by other getUpdates request; "
+                                         "make sure that only one bot instance is running")
                 if offset:
                     self._pending = [u for u in self._pending if u["update_id"] >= offset]
                 if self._forced:

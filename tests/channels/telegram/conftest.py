@@ -46,6 +46,8 @@ def tg_config(fake: FakeTelegram, **over: Any):
         "base_url": fake.base_url,
         "base_file_url": fake.base_file_url,
         "poll_timeout": 1,
+        "conflict_probe": 0,
+        "warm_interval": 0,
         "read_timeout": 5,
     }
     table.update(over)

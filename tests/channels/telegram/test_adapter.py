@@ -287,3 +287,21 @@ def test_random_secret_when_not_configured(fake: FakeTelegram) -> None:
     a = TelegramChannel(tg_config(fake, mode="webhook", webhook_url="https://x/y"))
     b = TelegramChannel(tg_config(fake, mode="webhook", webhook_url="https://x/y"))
     assert a.webhook_secret != b.webhook_secret and len(a.webhook_secret) >= 32
+
+
+async def test_second_instance_on_one_token_fails_to_start(fake: FakeTelegram, started, make_channel) -> None:
+    first, inbox = await started()
+    await fake.wait_for(lambda f: len(f.calls_of("getUpdates")) >= 2)  # first one is long-polling
+    second = make_channel(conflict_probe=2)
+    with pytest.raises(PlatformError, match="another process is already receiving updates"):
+        await second.start(RecordingInbox())
+    await second.stop()
+    # the first instance keeps going
+    fake.push_update(fake.make_message(USER, "still mine"))
+    assert [m.text for m in await inbox.wait(1)] == ["still mine"]
+
+
+async def test_keeps_a_connection_warm(fake: FakeTelegram, started) -> None:
+    ch, _ = await started(warm_interval=0.1)
+    n = len(fake.calls_of("getMe"))
+    await fake.wait_for(lambda f: len(f.calls_of("getMe")) >= n + 2, timeout=2)

@@ -262,3 +262,29 @@ async def test_webhook_end_to_end(fake: FakeTelegram, run_app) -> None:
     await asyncio.sleep(0.2)
     assert fake.texts(USER) == ["Via webhook."]
     assert len(provider.requests) == 1
+
+
+async def test_app_builds_the_channel_from_config(fake: FakeTelegram) -> None:
+    cfg = make_config(channels={
+        "webchat": {"enabled": False},
+        "telegram": {"token": fake.token, "base_url": fake.base_url, "conflict_probe": 0, "warm_interval": 0,
+                     "poll_timeout": 1},
+    })
+    provider = ScriptedProvider(["Built", " from config."])
+    app = App(cfg, providers={"local": provider}, serve_http=False)
+    assert isinstance(app.channels["telegram"], TelegramChannel)
+    await app.start()
+    try:
+        fake.push_update(fake.make_message(USER, "hi"))
+        await fake.wait_for(lambda f: f.texts(USER), timeout=5)
+        assert fake.texts(USER) == ["Built from config."]
+    finally:
+        await app.stop()
+
+
+def test_bad_table_fails_app_construction() -> None:
+    from bot.errors import ConfigError
+
+    cfg = make_config(channels={"webchat": {"enabled": False}, "telegram": {"token": "1:a", "pol_timeout": 3}})
+    with pytest.raises(ConfigError, match=r"channels\.telegram\.pol_timeout: unknown key"):
+        App(cfg, providers={"local": ScriptedProvider()}, serve_http=False)
