@@ -1,0 +1,173 @@
+"""Added latency to first visible text, over the provider's own TTFT.
+
+A fake OpenAI-compatible provider runs in its own process on 127.0.0.1 (fixed TTFT, fixed token
+rate); the real runtime (dispatcher, router, responder, ReplyStream, the openai SDK provider with
+warm connections) answers on a fake editing channel whose calls complete at once. For each reply:
+
+    added = (first visible text on the channel - message received) - the provider's fixed TTFT
+
+Conversations run closed-loop (each sends its next message when its reply is done), all at once.
+
+    python bench/added_latency.py --conversations 1 200 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._stats import summary  # noqa: E402
+from bot.types import (  # noqa: E402
+    Capabilities,
+    ChatKind,
+    InboundMessage,
+    LatencyClass,
+    Markup,
+    MessageRef,
+    Streaming,
+)
+
+EDITING = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, max_chars=4096, min_edit_interval=1.0,
+                       typing_refresh=4.0, markup=Markup.PLAIN)
+
+
+class InstantSurface:
+    """An editing channel whose calls complete at once; records when text first became visible."""
+
+    def __init__(self, channel: "BenchChannel", msg: InboundMessage) -> None:
+        self._channel = channel
+        self._msg = msg
+
+    async def typing(self) -> None:
+        return None
+
+    async def send(self, text: str, *, plain: bool = False) -> MessageRef:
+        self._channel.visible(self._msg.message_id)
+        return MessageRef("1")
+
+    async def edit(self, ref: MessageRef, text: str, *, plain: bool = False) -> None:
+        return None
+
+    async def draft(self, text: str) -> None:
+        self._channel.visible(self._msg.message_id)
+
+    async def finish(self, text: str) -> MessageRef | None:
+        return MessageRef("1")
+
+
+class BenchChannel:
+    name = "bench"
+
+    def __init__(self) -> None:
+        self.first_visible: dict[str, float] = {}
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+        self.inbox = None
+
+    def visible(self, mid: str) -> None:
+        if mid not in self.first_visible:
+            t = self.first_visible[mid] = time.perf_counter()
+            fut = self.waiters.pop(mid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(t)
+
+    async def start(self, inbox) -> None:
+        self.inbox = inbox
+
+    async def stop(self) -> None:
+        return None
+
+    def capabilities(self, msg: InboundMessage) -> Capabilities:
+        return EDITING
+
+    def surface(self, msg: InboundMessage) -> InstantSurface:
+        return InstantSurface(self, msg)
+
+
+async def run(conversations: int, rounds: int, base_url: str, ttft: float) -> tuple[list[float], float, int]:
+    from bot import config
+    from bot.app import App
+
+    cfg = config.parse({
+        "providers": {"fake": {"kind": "openai", "base_url": base_url, "api_key": "bench", "keepalive_expiry": 300}},
+        "models": {"fake/bench": {"context_window": 128000, "price": {"input": 0.1, "output": 0.1}}},
+        "routing": {"default": "fake/bench"},
+        "store": {"kind": "memory", "history_turns": 6},
+        "dispatcher": {"max_concurrent": 512},
+        "logging": {"level": "error"},
+    })
+    from bot import logs
+
+    logs.configure("error", "json")
+    channel = BenchChannel()
+    app = App(cfg, channels=[channel], serve_http=False)
+    await app.start()
+    received: dict[str, float] = {}
+    added: list[float] = []
+    counter = 0
+
+    async def conversation(i: int) -> None:
+        nonlocal counter
+        await asyncio.sleep(random.random() * 0.05)
+        for r in range(rounds):
+            counter += 1
+            mid = f"{i}-{r}"
+            msg = InboundMessage("bench", f"bench:{i}", "u", f"question {r} from conversation {i}", mid, ChatKind.PRIVATE)
+            received[mid] = msg.received_at
+            seen = channel.waiters[mid] = asyncio.get_running_loop().create_future()
+            await app.dispatcher.submit(msg)
+            added.append(await seen - received[mid] - ttft)
+            await asyncio.sleep(0.15)  # the rest of the reply streams; the person reads
+
+    # warm-up round, not measured
+    await asyncio.gather(*(conversation(10_000 + i) for i in range(min(conversations, 20))))
+    await app.dispatcher.drain()
+    added.clear()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(conversation(i) for i in range(conversations)))
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    cpu = time.process_time() - cpu0
+    replies = conversations * rounds
+    await app.stop()
+    return added, cpu / replies, replies
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--conversations", type=int, nargs="+", default=[1, 200])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--ttft", type=float, default=0.05, help="the fake provider's fixed TTFT, seconds")
+    ap.add_argument("--token-interval", type=float, default=0.002)
+    ap.add_argument("--port", type=int, default=18099)
+    args = ap.parse_args()
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", str(args.port), str(args.ttft), str(args.token_interval)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = server.stdout.readline()  # "ready <url>"
+        base_url = line.split()[1]
+        print(f"fake provider: TTFT {args.ttft * 1000:.0f} ms, a token every {args.token_interval * 1000:.0f} ms, own process")
+        for n in args.conversations:
+            rounds = max(args.rounds, 200 // n) if n == 1 else args.rounds
+            added, cpu, replies = asyncio.run(run(n, rounds, base_url, args.ttft))
+            print(f"{n:>4} conversations, {replies} replies: added to first visible text {summary(added)};"
+                  f" CPU {cpu * 1000:.2f} ms per reply")
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"reproduce: python bench/added_latency.py --conversations {' '.join(map(str, args.conversations))} --rounds {args.rounds}")
+
+
+if __name__ == "__main__":
+    main()
