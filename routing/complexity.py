@@ -237,8 +237,11 @@ class EmbeddingScorer:
         self.values = np.array([TIER_VALUE[t] for t in self.tiers], dtype=np.float32)
 
     def score(self, text: str, turns: int = 0) -> Complexity:
+        return self.score_vector(self.encoder.encode(text))  # type: ignore[attr-defined]
+
+    def score_vector(self, v: object) -> Complexity:
+        """Score an already-encoded message (the quality benchmark encodes each prompt once)."""
         np = self._np
-        v = self.encoder.encode(text)  # type: ignore[attr-defined]
         sims = []
         best: list[tuple[str, float]] = []
         for t in self.tiers:
