@@ -111,6 +111,10 @@ def metrics(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, seeds: int
         return float(GRID[hit[0]]) if len(hit) else 1.0
 
     out = {"apgr": round(apgr, 4), "cpt50": round(cpt(0.5), 4), "cpt80": round(cpt(0.8), 4)}
+    # the threshold sweep, read at every 10% of strong calls: accuracy there
+    acc_curve = aw + pgr * (as_ - aw)
+    for d in range(0, 101, 10):
+        out[f"acc_at_{d}pct"] = round(float(np.interp(d / 100, GRID, acc_curve)), 4)
     for t in THRESHOLDS:
         routed = scores >= t
         acc = np.where(routed, strong, weak).mean()
@@ -235,6 +239,10 @@ def main() -> int:
             line += f" {r[f'share@{t}']:>8.1%}/{r[f'acc@{t}']:.3f}"
         line += f" {r['usd_per_1k_at_cpt50']:>11.3f} {r['usd_per_1k_at_cpt80']:>11.3f}"
         print(line)
+    print("\naccuracy as the threshold sweeps, read at each share of strong-model calls:")
+    print(f"{'router':<20}" + "".join(f" {d:>5}%" for d in range(0, 101, 10)))
+    for name, r in results.items():
+        print(f"{name:<20}" + "".join(f" {r[f'acc_at_{d}pct']:>6.3f}" for d in range(0, 101, 10)))
     print(
         f"bill per 1,000 messages of 600 in / 300 out tokens: all {weak_ref} ${costs['all_weak']:.3f}, "
         f"all {strong_ref} ${costs['all_strong']:.3f}"
