@@ -34,8 +34,10 @@ from telegram.request import HTTPXRequest
 from bot.errors import ConfigError, PlatformError
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, Streaming, conversation_key
 from channels.base import Inbox
+from channels.telegram.api import FastCalls
 from channels.telegram.config import TelegramConfig
 from channels.telegram.surface import TelegramSurface, TgContext, translate
+from channels.telegram.transport import AiohttpRequest
 
 log = structlog.get_logger("switchboard.telegram")
 
@@ -50,6 +52,25 @@ _GROUP_TYPES = ("group", "supergroup")
 
 def make_bot(cfg: TelegramConfig) -> Bot:
     """A PTB Bot whose connections stay open for minutes (httpx drops idle ones after 5 s by default)."""
+    if cfg.http_client == "aiohttp":
+        def aio(pool: int) -> AiohttpRequest:
+            return AiohttpRequest(
+                connection_pool_size=pool,
+                keepalive=cfg.keepalive_expiry,
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
+                write_timeout=cfg.write_timeout,
+                pool_timeout=cfg.pool_timeout,
+            )
+
+        return Bot(
+            cfg.token.get_secret_value(),
+            base_url=cfg.base_url,
+            base_file_url=cfg.base_file_url,
+            request=aio(cfg.connection_pool_size),
+            get_updates_request=aio(2),  # the long poll never takes a slot from replies
+            local_mode=cfg.local_mode,
+        )
     limits = httpx.Limits(
         max_connections=cfg.connection_pool_size,
         max_keepalive_connections=cfg.connection_pool_size,
@@ -89,6 +110,10 @@ class TelegramChannel:
     def __init__(self, cfg: TelegramConfig, *, bot: Bot | None = None) -> None:
         self.cfg = cfg
         self.bot = bot or make_bot(cfg)
+        request = self.bot.request
+        self._fast = (
+            FastCalls(request, self.bot.base_url) if cfg.fast_calls and isinstance(request, AiohttpRequest) else None
+        )
         self.me: User | None = None
         self.webhook_secret = (
             cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else secrets.token_urlsafe(32)
@@ -161,6 +186,7 @@ class TelegramChannel:
             quote=group and self.cfg.quote_in_groups,
             link_previews=self.cfg.link_previews,
             limiter=self._group_limiter(ctx.chat_id) if group else None,
+            fast=self._fast,
         )
 
     def http_routes(self) -> list[web.RouteDef]:

@@ -1,10 +1,17 @@
 """The primitive moves on one Telegram reply, and the translation of Bot API errors.
 
 One object per reply. Each method makes exactly one Bot API call and either succeeds or raises one
-of bot.errors — no retry, no waiting for flood control (ReplyStream owns both). The one exception
-to "no pacing" is the per-group message budget (about 20 sends + edits a minute in one group,
-shared by every reply there): that limiter belongs to the chat, not to one reply, so the channel
-hands the group's limiter to each surface and sends / edits pass through it.
+of bot.errors — no retry, no waiting for flood control (ReplyStream owns both). Two exceptions, both
+about the chat rather than the reply:
+
+- the per-group message budget (about 20 sends + edits a minute in one group, shared by every
+  reply there): the channel hands the group's limiter to each surface and sends / edits pass
+  through it;
+- `finish()` after a refused HTML body sends the same text once more as plain text (ReplyStream
+  retries plain only for send / edit; a refused sendMessage created nothing, so this cannot
+  duplicate).
+
+The calls go out through `FastCalls` (aiohttp, no PTB objects; the default) or PTB's typed methods.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 from telegram import Bot, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
+from telegram.error import ChatMigrated, RetryAfter, TelegramError
 
-from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
+from bot.errors import MarkupRejected, PlatformError, RateLimited
 from bot.types import MessageRef
+from channels.telegram.api import FastCalls, classify
 from channels.telegram.render import markdown_to_html
 
 
@@ -39,42 +47,30 @@ class TgContext:
 
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_NO_PREVIEW_JSON = {"is_disabled": True}
 
 
 def translate(err: TelegramError) -> PlatformError:
-    """A Bot API error as one of the shared errors ReplyStream acts on."""
+    """A python-telegram-bot error as one of the shared errors ReplyStream acts on."""
     if isinstance(err, RetryAfter):
         ra = getattr(err, "_retry_after", None)
         seconds = ra.total_seconds() if isinstance(ra, dtm.timedelta) else float(err.retry_after)  # type: ignore[arg-type]
         return RateLimited(seconds, f"telegram flood control: retry after {seconds:g}s")
-    text = str(err.message if hasattr(err, "message") else err)
-    low = text.lower()
-    if isinstance(err, BadRequest):
-        if "message is not modified" in low:
-            return NotModified(text)
-        if "can't parse entities" in low or "can't find end" in low or "unsupported start tag" in low:
-            return MarkupRejected(text)
-        if (
-            "message to edit not found" in low
-            or "message can't be edited" in low
-            or "message_id_invalid" in low
-            or "message to be replied not found" in low
-        ):
-            return MessageGone(text)
-        return PlatformError(f"telegram refused the call: {text}")
-    if isinstance(err, Forbidden):
-        return PlatformError(f"telegram: not allowed to write here: {text}")
     if isinstance(err, ChatMigrated):
         return PlatformError(f"telegram: the group became a supergroup ({err.new_chat_id})")
-    if isinstance(err, TimedOut):
+    text = str(getattr(err, "message", err))
+    kind = type(err).__name__
+    if kind == "TimedOut":
         return PlatformError(f"telegram: request timed out (it may still have been delivered): {text}")
-    return PlatformError(f"telegram: {type(err).__name__}: {text}")
+    if kind in ("BadRequest", "Forbidden", "InvalidToken"):
+        return classify(0, text, kind)
+    return PlatformError(f"telegram: {kind}: {text}")
 
 
 class TelegramSurface:
     """ReplySurface for one reply in one Telegram chat (or forum topic)."""
 
-    __slots__ = ("_bot", "ctx", "_quote", "_preview", "_limiter", "draft_id", "_quoted", "calls")
+    __slots__ = ("_bot", "_fast", "ctx", "_quote", "_previews", "_limiter", "draft_id", "_quoted", "calls")
 
     def __init__(
         self,
@@ -85,12 +81,14 @@ class TelegramSurface:
         quote: bool = False,
         link_previews: bool = False,
         limiter: AsyncLimiter | None = None,
+        fast: FastCalls | None = None,
     ) -> None:
         self._bot = bot
+        self._fast = fast
         self.ctx = ctx
         self.draft_id = draft_id or 1  # Telegram wants a non-zero id, the same for the whole reply
         self._quote = quote
-        self._preview = None if link_previews else _NO_PREVIEW
+        self._previews = link_previews
         self._limiter = limiter
         self._quoted = False
         self.calls = 0
@@ -98,55 +96,81 @@ class TelegramSurface:
     # --- ReplySurface --------------------------------------------------------------------------
 
     async def typing(self) -> None:
+        ctx = self.ctx
+        self.calls += 1
+        if self._fast is not None:
+            params: dict[str, Any] = {"chat_id": ctx.chat_id, "action": "typing"}
+            if ctx.thread_id is not None:
+                params["message_thread_id"] = ctx.thread_id
+            await self._fast.call("sendChatAction", params)
+            return
         try:
-            await self._bot.send_chat_action(
-                self.ctx.chat_id, ChatAction.TYPING, message_thread_id=self.ctx.thread_id
-            )
+            await self._bot.send_chat_action(ctx.chat_id, ChatAction.TYPING, message_thread_id=ctx.thread_id)
         except TelegramError as e:
             raise translate(e) from e
 
     async def send(self, text: str, *, plain: bool = False) -> MessageRef:
         body, mode = self._body(text, plain)
-        kw: dict[str, Any] = {}
-        if self._quote and not self._quoted:
-            kw["reply_parameters"] = ReplyParameters(
-                message_id=self.ctx.message_id, allow_sending_without_reply=True
-            )
+        quote = self._quote and not self._quoted
+        ctx = self.ctx
         if self._limiter is not None:
             await self._limiter.acquire()
-        try:
-            msg = await self._bot.send_message(
-                self.ctx.chat_id,
-                body,
-                parse_mode=mode,
-                message_thread_id=self.ctx.thread_id,
-                link_preview_options=self._preview,
-                **kw,
-            )
-        except TelegramError as e:
-            raise translate(e) from e
-        finally:
-            self.calls += 1
+        self.calls += 1
+        if self._fast is not None:
+            params: dict[str, Any] = {"chat_id": ctx.chat_id, "text": body}
+            if mode:
+                params["parse_mode"] = mode
+            if ctx.thread_id is not None:
+                params["message_thread_id"] = ctx.thread_id
+            if not self._previews:
+                params["link_preview_options"] = _NO_PREVIEW_JSON
+            if quote:
+                params["reply_parameters"] = {"message_id": ctx.message_id, "allow_sending_without_reply": True}
+            result = await self._fast.call("sendMessage", params)
+            mid = int(result["message_id"])
+        else:
+            kw: dict[str, Any] = {}
+            if quote:
+                kw["reply_parameters"] = ReplyParameters(message_id=ctx.message_id, allow_sending_without_reply=True)
+            try:
+                msg = await self._bot.send_message(
+                    ctx.chat_id,
+                    body,
+                    parse_mode=mode,
+                    message_thread_id=ctx.thread_id,
+                    link_preview_options=None if self._previews else _NO_PREVIEW,
+                    **kw,
+                )
+            except TelegramError as e:
+                raise translate(e) from e
+            mid = msg.message_id
         self._quoted = True
-        return MessageRef(str(msg.message_id), extra=msg.message_id)
+        return MessageRef(str(mid), extra=mid)
 
     async def edit(self, ref: MessageRef, text: str, *, plain: bool = False) -> None:
         body, mode = self._body(text, plain)
         mid = ref.extra if isinstance(ref.extra, int) else int(ref.id)
         if self._limiter is not None:
             await self._limiter.acquire()
+        self.calls += 1
+        if self._fast is not None:
+            params: dict[str, Any] = {"chat_id": self.ctx.chat_id, "message_id": mid, "text": body}
+            if mode:
+                params["parse_mode"] = mode
+            if not self._previews:
+                params["link_preview_options"] = _NO_PREVIEW_JSON
+            await self._fast.call("editMessageText", params)
+            return
         try:
             await self._bot.edit_message_text(
                 body,
                 chat_id=self.ctx.chat_id,
                 message_id=mid,
                 parse_mode=mode,
-                link_preview_options=self._preview,
+                link_preview_options=None if self._previews else _NO_PREVIEW,
             )
         except TelegramError as e:
             raise translate(e) from e
-        finally:
-            self.calls += 1
 
     async def draft(self, text: str, *, plain: bool = False) -> None:
         """Show `text` (the reply so far) as an animated draft. Empty text is never sent."""
@@ -155,26 +179,26 @@ class TelegramSurface:
         body, mode = self._body(text, plain)
         if not body.strip():
             return
+        ctx = self.ctx
+        self.calls += 1
+        if self._fast is not None:
+            params: dict[str, Any] = {"chat_id": ctx.chat_id, "draft_id": self.draft_id, "text": body}
+            if mode:
+                params["parse_mode"] = mode
+            if ctx.thread_id is not None:
+                params["message_thread_id"] = ctx.thread_id
+            await self._fast.call("sendMessageDraft", params)
+            return
         try:
             await self._bot.send_message_draft(
-                self.ctx.chat_id,
-                self.draft_id,
-                body,
-                message_thread_id=self.ctx.thread_id,
-                parse_mode=mode,
+                ctx.chat_id, self.draft_id, body, message_thread_id=ctx.thread_id, parse_mode=mode
             )
         except TelegramError as e:
             raise translate(e) from e
-        finally:
-            self.calls += 1
 
     async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
-        """A draft is only a preview: the reply is kept by one normal sendMessage.
-
-        If Telegram refuses the HTML, the same text goes once more as plain text right here:
-        ReplyStream retries plain only for send / edit, and a refused sendMessage created nothing,
-        so this cannot duplicate. (Drop this fallback once ReplyStream passes plain= to finish.)
-        """
+        """A draft is only a preview: the reply is kept by one normal sendMessage (plain text if
+        Telegram refuses the HTML; drop that fallback once ReplyStream passes plain= to finish)."""
         if plain:
             return await self.send(text, plain=True)
         try:

@@ -138,8 +138,11 @@ class FakeTelegram:
         *,
         bot_id: int = 777000,
         username: str = "switchboard_bot",
+        control: bool = False,
+        port: int = 0,
     ) -> None:
         self.token = token
+        self.control = control  # /_control/push and /_control/state, for driving it from another process
         self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "Switchboard", "username": username}
         self.calls: list[Call] = []
         self.sent: dict[int, list[SentMessage]] = {}  # chat id -> messages the bot sent, in order
@@ -153,20 +156,24 @@ class FakeTelegram:
         self._incoming_id = 5000
         self._failures: list[_Failure] = []
         self._poll_gen = 0
+        self.delivered_at: dict[int, float] = {}  # update_id -> when getUpdates first handed it out
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
         self.delay: dict[str, float] = {}  # method -> seconds to wait before answering
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> "FakeTelegram":
         app = web.Application()
+        if self.control:
+            app.router.add_post("/_control/push", self._control_push)
+            app.router.add_get("/_control/state", self._control_state)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -307,6 +314,25 @@ class FakeTelegram:
                 raise AssertionError(f"timed out waiting; calls: {[c.method for c in self.calls]}")
             await asyncio.sleep(0.005)
 
+    # --- control (another process drives the fake: benchmarks) -----------------------------------
+
+    async def _control_push(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for item in body if isinstance(body, list) else [body]:
+            args = dict(item)
+            chat_id, text = args.pop("chat_id"), args.pop("text")
+            self.push_update(self.make_message(chat_id, text, **args))
+        return web.json_response({"ok": True, "last_update_id": self.last_update_id})
+
+    async def _control_state(self, request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        calls = [
+            [c.method, c.t, c.status, c.params.get("chat_id")]
+            for c in self.calls
+            if c.t >= since and c.method not in ("getUpdates", "getMe")
+        ]
+        return web.json_response({"calls": calls, "delivered": self.delivered_at})
+
     # --- the API ---------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -388,9 +414,9 @@ class FakeTelegram:
                     self._pending = [u for u in self._pending if u["update_id"] >= offset]
                 if self._forced:
                     out, self._forced = self._forced[:limit], self._forced[limit:]
-                    return out
+                    return self._handed(out)
                 if self._pending:
-                    return self._pending[:limit]
+                    return self._handed(self._pending[:limit])
                 left = deadline - time.monotonic()
                 if left <= 0 or self._runner is None:
                     return []
@@ -398,6 +424,12 @@ class FakeTelegram:
                     await asyncio.wait_for(self._changed.wait(), left)
                 except asyncio.TimeoutError:
                     return []
+
+    def _handed(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        for u in updates:
+            self.delivered_at.setdefault(u["update_id"], now)
+        return updates
 
     def _chat_type(self, chat_id: int) -> str:
         return self.chat_types.get(chat_id, "private" if chat_id > 0 else "supergroup")
@@ -515,3 +547,19 @@ def _auto_entities(text: str) -> list[dict[str, Any]]:
 
 def _u16(s: str) -> int:
     return len(s.encode("utf-16-le")) // 2
+
+
+async def _serve(port: int) -> None:
+    fake = FakeTelegram(control=True, port=port)
+    await fake.start()
+    print(f"PORT {fake.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # python -m tests.fakes.telegram_server [PORT]: a fake for another process
+    import sys
+
+    try:
+        asyncio.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    except KeyboardInterrupt:
+        pass

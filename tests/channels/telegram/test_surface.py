@@ -16,9 +16,16 @@ PRIVATE = 4242
 GROUP = -1001234
 
 
-@pytest.fixture
-async def channel(fake: FakeTelegram, make_channel) -> TelegramChannel:
-    ch = make_channel()
+CLIENTS = {
+    "fast": {},  # the default: the four reply calls straight over aiohttp
+    "ptb-aiohttp": {"fast_calls": False},  # PTB's typed methods over our aiohttp request class
+    "ptb-httpx": {"http_client": "httpx"},  # PTB's typed methods over its own HTTPXRequest
+}
+
+
+@pytest.fixture(params=list(CLIENTS))
+async def channel(request, fake: FakeTelegram, make_channel) -> TelegramChannel:
+    ch = make_channel(**CLIENTS[request.param])
     await ch.bot.initialize()
     yield ch
     await ch.bot.shutdown()
@@ -149,8 +156,63 @@ async def test_group_budget_is_shared_by_replies_in_one_group(fake: FakeTelegram
         await ch.bot.shutdown()
 
 
-async def test_keepalive_is_minutes(channel) -> None:
-    client = channel.bot.request._client  # type: ignore[attr-defined]
-    pool = client._transport._pool
-    assert pool._keepalive_expiry == 300.0
-    assert pool._max_connections == 256
+async def test_keepalive_is_minutes_with_httpx(make_channel) -> None:
+    ch = make_channel(http_client="httpx")
+    await ch.bot.initialize()
+    try:
+        pool = ch.bot.request._client._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == 300.0
+        assert pool._max_connections == 256
+    finally:
+        await ch.bot.shutdown()
+
+
+async def test_keepalive_is_minutes_with_aiohttp(make_channel) -> None:
+    from channels.telegram.transport import AiohttpRequest
+
+    ch = make_channel()
+    await ch.bot.initialize()
+    try:
+        req = ch.bot.request
+        assert isinstance(req, AiohttpRequest) and ch._fast is not None
+        conn = req.session.connector
+        assert conn._keepalive_timeout == 300.0 and conn.limit == 256
+    finally:
+        await ch.bot.shutdown()
+
+
+async def test_fast_calls_send_what_ptb_sends(fake: FakeTelegram, make_channel) -> None:
+    """The direct calls put the same form fields on the wire as PTB's typed methods."""
+    seen = {}
+    for name, over in (("fast", {}), ("ptb", {"fast_calls": False})):
+        ch = make_channel(**over)
+        await ch.bot.initialize()
+        try:
+            start = len(fake.calls)
+            s = surface(ch, GROUP, thread=9, message_id=5)
+            await s.typing()
+            ref = await s.send("a *b*")
+            await s.edit(ref, "a *c*")
+            ps = surface(ch, PRIVATE)
+            await ps.draft("d **e**")
+            seen[name] = [(c.method, {k: v for k, v in c.params.items() if k not in ("message_id", "draft_id")})
+                          for c in fake.calls[start:]]
+        finally:
+            await ch.bot.shutdown()
+    assert seen["fast"] == seen["ptb"]
+
+
+@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+async def test_both_clients_speak_to_the_api(fake: FakeTelegram, make_channel, client: str) -> None:
+    ch = make_channel(http_client=client)
+    await ch.bot.initialize()
+    try:
+        s = surface(ch, PRIVATE)
+        ref = await s.send("x & y")
+        await s.edit(ref, "x & z")
+        fake.flood("sendChatAction", 3)
+        with pytest.raises(RateLimited):
+            await s.typing()
+        assert fake.texts(PRIVATE) == ["x & z"]
+    finally:
+        await ch.bot.shutdown()
