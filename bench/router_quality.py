@@ -124,7 +124,8 @@ def metrics(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, seeds: int
 
 
 def vectors(items: list[Item], enc: embedding.Encoder) -> np.ndarray:
-    key = hashlib.sha1(("|".join(i.prompt for i in items) + f"|{embedding.MAX_TOKENS}").encode()).hexdigest()[:16]
+    variant = f"|{embedding.MAX_TOKENS}|{Path(enc.model_path).name}"
+    key = hashlib.sha1(("|".join(i.prompt for i in items) + variant).encode()).hexdigest()[:16]
     path = CACHE / f"mmlu-minilm-{key}.npy"
     if path.exists():
         return np.load(path)

