@@ -153,6 +153,9 @@ def main() -> None:
     ap.add_argument("--token-interval", type=float, default=0.01)
     ap.add_argument("--group", action="store_true", help="group chats (edits) instead of private chats (drafts)")
     args = ap.parse_args()
+    from bot.logs import configure
+
+    configure("error")
     proc, port = start_fake()
     try:
         for n in args.conversations:

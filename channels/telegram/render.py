@@ -40,10 +40,22 @@ def _escape_attr(text: str) -> str:
     return escape(text).replace('"', "&quot;")
 
 
+# Text with none of Markdown's syntax renders as itself, escaped: skip the parser (about 0.4 ms).
+_SYNTAX_CHARS = re.compile(r"[*_`\[\]<>#!~|\\&\t\r]|\n\n\n|[ \n]\n|\n[ \n]|^\s|\s$")
+_BLOCK_START = re.compile(r"(?:^|\n)(?:[-+=]|\d{1,9}[.)](?:\s|$))")
+
+
+def is_plain(md: str) -> bool:
+    """True when `md` has no Markdown syntax at all, so its HTML is just the escaped text."""
+    return _SYNTAX_CHARS.search(md) is None and _BLOCK_START.search(md) is None
+
+
 def markdown_to_html(md: str) -> str:
     """Render Markdown to Telegram HTML. Never raises on odd input; empty in, empty out."""
     if not md:
         return ""
+    if is_plain(md):
+        return escape(md)
     tree = SyntaxTreeNode(_parser().parse(md))
     out = _blocks(tree.children, quoted=False)
     return out.strip("\n")

@@ -448,7 +448,7 @@ class FakeTelegram:
             visible = text
         if not visible.strip():
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(visible.encode("utf-16-le")) // 2 > MAX_TEXT:
+        if len(visible) > MAX_TEXT:  # Unicode code points, as the Bot API server (TDLib) counts them
             raise _ApiError(400, "Bad Request: message is too long")
         return visible
 

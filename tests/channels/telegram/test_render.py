@@ -112,3 +112,27 @@ def test_visible_text_not_longer_than_source() -> None:
 
 def test_escape() -> None:
     assert escape('<a href="x">&</a>') == '&lt;a href="x"&gt;&amp;&lt;/a&gt;'
+
+
+def test_plain_shortcut_matches_the_parser() -> None:
+    """Text without Markdown syntax skips the parser; the result must be what the parser gives."""
+    from channels.telegram import render
+
+    parse = render._parser()
+
+    def full(md: str) -> str:
+        from markdown_it.tree import SyntaxTreeNode
+
+        return render._blocks(SyntaxTreeNode(parse.parse(md)).children, quoted=False).strip("\n")
+
+    rng = random.Random(11)
+    alphabet = "ab cd.,:;?'\"()%$@/\n1290-+=)"
+    checked = 0
+    for _ in range(5000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        if render.is_plain(s):
+            checked += 1
+            assert markdown_to_html(s) == full(s), repr(s)
+    assert checked > 500
+    assert render.is_plain("Hello there, this is the answer.")
+    assert not render.is_plain("1. item") and not render.is_plain("a\n- b") and not render.is_plain("x  \ny")
