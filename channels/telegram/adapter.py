@@ -141,11 +141,19 @@ class TelegramChannel:
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
         self._stopping = False
-        await self._connect()
-        if self.cfg.mode == "webhook":
-            await self._set_webhook()
-        else:
-            await self._start_polling()
+        try:
+            await self._connect()
+            if self.cfg.mode == "webhook":
+                await self._set_webhook()
+            else:
+                await self._start_polling()
+        except BaseException:
+            self._inbox = None
+            try:
+                await self.bot.shutdown()  # close the connections opened so far
+            except Exception:  # noqa: BLE001
+                pass
+            raise
         if self.cfg.warm_interval > 0:
             self._spawn(self._keep_warm(self.cfg.warm_interval))
         log.info("telegram.started", bot=self._username, mode=self.cfg.mode)
