@@ -33,8 +33,14 @@ class Complexity:
     score: float  # in [0, 1]
     signals: tuple[tuple[str, float], ...] = ()  # (what was seen, points or similarity)
     method: str = "heuristic"
+    note: str | None = None  # a ready explanation (the embedding path)
+    parts: tuple["Complexity", ...] = ()  # the combined path's components
 
     def explain(self, limit: int = 4) -> str:
+        if self.parts:
+            return "; ".join(f"{p.method} {p.score:.2f}: {p.explain(3)}" for p in self.parts)
+        if self.note is not None:
+            return self.note
         if not self.signals:
             return "no signal of complexity"
         shown = sorted(self.signals, key=lambda s: -abs(s[1]))[:limit]
@@ -256,7 +262,11 @@ class EmbeddingScorer:
         score = float(p @ self.values)
         signals = tuple((f"{t} sim", round(sim, 3)) for t, sim in zip(self.tiers, sims))
         nearest = max(best, key=lambda b: b[1])
-        return Complexity(round(score, 4), signals + ((f"nearest {nearest[0]}", round(nearest[1], 3)),), "embedding")
+        note = f"nearest {nearest[0]} ({nearest[1]:.2f}); " + " / ".join(
+            f"{t} {pt:.2f}" for t, pt in zip(self.tiers, p)
+        )
+        signals += ((f"nearest {nearest[0]}", round(nearest[1], 3)),)
+        return Complexity(round(score, 4), signals, "embedding", note=note)
 
 
 def _short(s: str, n: int = 40) -> str:
@@ -277,4 +287,4 @@ class CombinedScorer:
         e = self.embedding.score(text, turns)
         s = (1 - self.weight) * h.score + self.weight * e.score
         signals = (("heuristic", h.score),) + h.signals + (("embedding", e.score),) + e.signals
-        return Complexity(round(s, 4), signals, "combined")
+        return Complexity(round(s, 4), signals, "combined", parts=(h, e))

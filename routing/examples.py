@@ -1,5 +1,7 @@
 """Example utterances per complexity tier, for the embedding scorer (config `routing.examples`
-replaces a tier's list). Short, varied, and written for chat: what people send a bot."""
+replaces a tier's list). Short, varied in topic, and written for chat: what people send a bot.
+The embedding path compares meaning, and meaning clusters by topic, so each tier covers many
+topics: a complex example about primes says little about a complex question on contracts."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ DEFAULT_EXAMPLES: dict[str, list[str]] = {
         "thanks!",
         "good morning",
         "lol that's funny",
+        "ok sounds good",
+        "see you tomorrow",
         "what time is it in Tokyo?",
         "what's the capital of Australia?",
         "translate 'thank you' into Spanish",
@@ -19,7 +23,14 @@ DEFAULT_EXAMPLES: dict[str, list[str]] = {
         "is it going to rain tomorrow?",
         "tell me a joke",
         "what does ASAP mean?",
-        "ok sounds good",
+        "how do you spell necessary?",
+        "what year did the Berlin wall fall?",
+        "recommend a movie for tonight",
+        "what's 15% of 80?",
+        "is a tomato a fruit?",
+        "how tall is Mount Everest?",
+        "what's a good name for a cat?",
+        "when is Mother's Day this year?",
     ],
     "standard": [
         "write a Python function that removes duplicates from a list",
@@ -37,9 +48,19 @@ DEFAULT_EXAMPLES: dict[str, list[str]] = {
         "why is the sky blue?",
         "fix the grammar in this paragraph",
         "what is a closure in JavaScript?",
+        "write a cover letter for a junior data analyst job",
+        "how does compound interest work?",
+        "explain the difference between a virus and a bacterium",
+        "write a bash script that renames all .txt files to .md",
+        "what should I consider when buying a used car?",
+        "outline a 20-minute talk about remote work",
+        "how do vaccines train the immune system?",
+        "rewrite this paragraph in a more formal tone",
+        "what were the main causes of World War I?",
     ],
     "complex": [
         "prove that the square root of 2 is irrational",
+        "prove that there are infinitely many prime numbers",
         "design a rate limiter for a distributed API and discuss the trade-offs",
         "analyze the pros and cons of microservices versus a monolith for a 10-person startup",
         "debug this race condition in my async Python code",
@@ -54,5 +75,13 @@ DEFAULT_EXAMPLES: dict[str, list[str]] = {
         "explain step by step why this proof by induction fails",
         "build a compiler pass that eliminates dead code in SSA form",
         "critique the methodology of this study and suggest better statistics",
+        "model the cash flow of a rental property over 10 years with taxes and refinancing",
+        "compare the economic arguments for and against a universal basic income",
+        "diagnose why my Kubernetes pods keep restarting given these logs",
+        "design a database schema for a multi-tenant SaaS with billing and audit logs",
+        "find the eigenvalues of this matrix and explain what they say about stability",
+        "assess the risks in this merger agreement and what to negotiate",
+        "write a thread-safe LRU cache in C++ with tests",
+        "given these symptoms and lab results, walk through the differential diagnosis",
     ],
 }
