@@ -20,6 +20,7 @@ import random
 import re
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -127,6 +128,9 @@ class TelegramChannel:
         self._limiters: dict[int, AsyncLimiter] = {}
         self._refused: dict[int, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._live_surfaces: weakref.WeakSet[TelegramSurface] = weakref.WeakSet()  # replies in progress
+        self._closer: asyncio.Task[None] | None = None
+        self._connected = False
         self._draft_ids = itertools.count(random.randint(1, 1 << 30))
         self._username = ""
         self._caps = self._build_caps()
@@ -141,6 +145,11 @@ class TelegramChannel:
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
         self._stopping = False
+        if self._closer is not None:  # restarted before the last stop() finished closing
+            self._closer.cancel()
+            await asyncio.gather(self._closer, return_exceptions=True)
+            self._closer = None
+        self._connected = True
         try:
             await self._connect()
             if self.cfg.mode == "webhook":
@@ -149,10 +158,7 @@ class TelegramChannel:
                 await self._start_polling()
         except BaseException:
             self._inbox = None
-            try:
-                await self.bot.shutdown()  # close the connections opened so far
-            except Exception:  # noqa: BLE001
-                pass
+            await self._close_connections()  # the ones opened so far
             raise
         if self.cfg.warm_interval > 0:
             self._spawn(self._keep_warm(self.cfg.warm_interval))
@@ -174,11 +180,40 @@ class TelegramChannel:
             t.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        self._inbox = None
+        # No new messages from here on. Replies still being written (the app cancels them after
+        # stopping its channels, and they then post their closing notice) keep the connections:
+        # those close once the last reply lets go of its surface, or at aclose().
+        if self._live_surfaces:
+            self._closer = asyncio.create_task(self._close_when_idle(), name="telegram-close")
+        else:
+            await self._close_connections()
+
+    async def aclose(self) -> None:
+        """Close the Bot API connections now (after the app has finished every reply)."""
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer.cancel()
+            await asyncio.gather(closer, return_exceptions=True)
+        await self._close_connections()
+
+    async def _close_when_idle(self, grace: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        try:
+            while self._live_surfaces and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if not self._connected:
+            return
+        self._connected = False
         try:
             await self.bot.shutdown()
         except Exception as e:  # noqa: BLE001 - closing is best effort
             log.warning("telegram.shutdown_failed", error=str(e))
-        self._inbox = None
 
     def capabilities(self, msg: InboundMessage) -> Capabilities:
         ctx: TgContext = msg.platform
@@ -187,7 +222,7 @@ class TelegramChannel:
     def surface(self, msg: InboundMessage) -> TelegramSurface:
         ctx: TgContext = msg.platform
         group = not ctx.private
-        return TelegramSurface(
+        surface = TelegramSurface(
             self.bot,
             ctx,
             draft_id=next(self._draft_ids) % (1 << 31) or 1,
@@ -196,6 +231,8 @@ class TelegramChannel:
             limiter=self._group_limiter(ctx.chat_id) if group else None,
             fast=self._fast,
         )
+        self._live_surfaces.add(surface)
+        return surface
 
     def http_routes(self) -> list[web.RouteDef]:
         """The webhook endpoint for the shared aiohttp server (webhook mode only)."""

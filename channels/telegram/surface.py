@@ -70,7 +70,9 @@ def translate(err: TelegramError) -> PlatformError:
 class TelegramSurface:
     """ReplySurface for one reply in one Telegram chat (or forum topic)."""
 
-    __slots__ = ("_bot", "_fast", "ctx", "_quote", "_previews", "_limiter", "draft_id", "_quoted", "calls")
+    __slots__ = (
+        "_bot", "_fast", "ctx", "_quote", "_previews", "_limiter", "draft_id", "_quoted", "calls", "__weakref__",
+    )
 
     def __init__(
         self,

@@ -288,3 +288,23 @@ def test_bad_table_fails_app_construction() -> None:
     cfg = make_config(channels={"webchat": {"enabled": False}, "telegram": {"token": "1:a", "pol_timeout": 3}})
     with pytest.raises(ConfigError, match=r"channels\.telegram\.pol_timeout: unknown key"):
         App(cfg, providers={"local": ScriptedProvider()}, serve_http=False)
+
+
+@pytest.mark.parametrize("chat", [USER, GROUP])
+async def test_shutdown_mid_reply_still_delivers_the_visible_end(fake: FakeTelegram, chat: int) -> None:
+    """The app stops its channels, then cancels replies; their closing notice must still get out."""
+    channel = TelegramChannel(tg_config(fake))
+    provider = ScriptedProvider(["Partial answer", *words(200)], interval=0.05)
+    app = App(make_config(channels={"webchat": {"enabled": False}}), providers={"local": provider},
+              channels=[channel], serve_http=False)
+    await app.start()
+    fake.push_update(fake.make_message(chat, f"@{BOT} long one"))
+    await fake.wait_for(lambda f: f.calls_of("sendMessageDraft", "sendMessage"), timeout=5)
+    await asyncio.sleep(0.3)
+    await app.stop()
+    # the responder's shielded abort finishes after App.stop() returns (at the channel's pace)
+    await fake.wait_for(lambda f: f.texts(chat) and f.texts(chat)[-1].endswith("[…]"), timeout=5)
+    shown = fake.texts(chat)
+    assert len(shown) == 1 and shown[0].startswith("Partial answer w0 w1")
+    await asyncio.sleep(0.2)
+    assert not channel._connected  # connections closed once the last reply let go
