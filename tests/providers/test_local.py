@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from bot.config import BotConfig, ProviderConfig
-from bot.errors import ProviderError, ProviderUnavailable
+from bot.errors import ProviderBadRequest, ProviderError, ProviderUnavailable
 from bot.providers.base import Provider
 from bot.providers.local import LocalProvider, default_model_path, resolve_engine
 from bot.types import ChatTurn, Delta, GenerationRequest
@@ -131,6 +131,30 @@ async def test_a_file_that_is_not_a_model_is_a_provider_error(tmp_path: Path):
     await p.aclose()
 
 
+def test_utf8_split_across_tokens_is_held_back_until_complete():
+    from bot.providers.local.engine import Utf8Stream
+
+    u = Utf8Stream()
+    data = "café 日本 🚀".encode()
+    out = [u.push(data[i : i + 1]) for i in range(len(data))]
+    assert "".join(out) + u.flush() == "café 日本 🚀"
+    assert "\ufffd" not in "".join(out)
+
+
+@on_module_loop
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+async def test_a_prompt_longer_than_the_context_is_a_bad_request():
+    p = LocalProvider("local", ProviderConfig(kind="local", engine="llama_cpp", n_ctx=256))
+    try:
+        with pytest.raises(ProviderBadRequest, match="context"):
+            async for _ in p.stream(ask("word " * 400)):
+                pass
+        text, _ = await collect(p, ask("What is the capital of France?"))  # still usable
+        assert "Paris" in text
+    finally:
+        await p.aclose()
+
+
 # --- the real model, on each engine --------------------------------------------------------------
 
 
@@ -225,3 +249,34 @@ async def test_concurrent_requests_are_serialised_and_both_answered(provider: Lo
     )
     assert "Paris" in a[0] and "Paris" in b[0]
     assert a[0] == b[0]  # greedy decoding: the shared context was not mixed up
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("mlx_lm") is None,
+    reason="needs both engines",
+)
+def test_mlx_tokenizer_built_from_the_gguf_matches_llama_cpp():
+    from bot.providers.local.llama_cpp_engine import LlamaCppEngine
+    from bot.providers.local.mlx_engine import MlxEngine
+    from bot.providers.local.worker import shared_thread
+
+    messages = [
+        ChatTurn("system", BotConfig().system_prompt),
+        ChatTurn("user", "Prices: 1234.56 EUR, 7% off!\n\tdef f(x): return x**2  # naïve café 日本語 🚀"),
+        ChatTurn("assistant", "  Leading spaces,   runs   of spaces and <|im_end|> inside text."),
+        ChatTurn("user", "What's 12+30? I'll say it's 42, isn't it?"),
+    ]
+    llama = LlamaCppEngine(default_model_path(), n_ctx=512)
+    llama.load()
+    try:
+        expected = llama.prompt_tokens(messages)
+    finally:
+        llama.close()
+    mlx = MlxEngine(default_model_path(), n_ctx=512)
+    thread = shared_thread("mlx")  # MLX work stays on its own thread (see worker.py)
+    thread.submit(mlx.load).result()
+    try:
+        got = thread.submit(lambda: mlx.prompt_tokens(messages)).result()
+    finally:
+        thread.submit(mlx.close).result()
+    assert got == expected

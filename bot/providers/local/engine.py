@@ -41,6 +41,7 @@ class GenerationStats:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" | "length"
+    cached_tokens: int = 0  # prompt tokens whose KV state was reused from the previous request
 
 
 class Engine(Protocol):
@@ -112,3 +113,12 @@ class Utf8Stream:
 
     def flush(self) -> str:
         return self._dec.decode(b"", final=True)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

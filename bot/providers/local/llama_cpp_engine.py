@@ -15,6 +15,7 @@ from bot.providers.local.engine import (
     GenerationStats,
     SamplingParams,
     Utf8Stream,
+    common_prefix,
     render_chat,
     token_budget,
 )
@@ -92,6 +93,8 @@ class LlamaCppEngine:
         utf8 = Utf8Stream()
         n = 0
         finish = "length"
+        # llama.generate keeps the KV state of the longest common prefix with the last request
+        cached = min(common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt), len(prompt) - 1)
         if budget > 0:
             tokens = llm.generate(
                 prompt,
@@ -115,7 +118,9 @@ class LlamaCppEngine:
         tail = utf8.flush()
         if tail:
             yield tail
-        yield GenerationStats(prompt_tokens=len(prompt), completion_tokens=n, finish_reason=finish)
+        yield GenerationStats(
+            prompt_tokens=len(prompt), completion_tokens=n, finish_reason=finish, cached_tokens=max(0, cached)
+        )
 
     def close(self) -> None:
         llm, self._llm = self._llm, None

@@ -22,6 +22,7 @@ from bot.providers.local.engine import (
     GenerationStats,
     SamplingParams,
     Utf8Stream,
+    common_prefix,
     render_chat,
     token_budget,
 )
@@ -235,6 +236,7 @@ class MlxEngine:
         utf8 = Utf8Stream()
         n = 0
         finish = "length"
+        reused = 0
         if budget > 0:
             cache, reused = self._reuse_cache(prompt, make_prompt_cache, trim_prompt_cache)
             if params.temperature > 0:
@@ -271,19 +273,16 @@ class MlxEngine:
         tail = utf8.flush()
         if tail:
             yield tail
-        yield GenerationStats(prompt_tokens=len(prompt), completion_tokens=n, finish_reason=finish)
+        yield GenerationStats(
+            prompt_tokens=len(prompt), completion_tokens=n, finish_reason=finish, cached_tokens=reused
+        )
 
     def _reuse_cache(self, prompt: list[int], make_prompt_cache: Any, trim_prompt_cache: Any) -> tuple[list[Any], int]:
         """The KV cache to start from and how many prompt tokens it already holds."""
         cache, held = self._cache, self._cache_tokens
         self._cache, self._cache_tokens = None, []
         if cache is not None:
-            common = 0
-            for a, b in zip(held, prompt):
-                if a != b:
-                    break
-                common += 1
-            common = min(common, len(prompt) - 1)  # at least one token must be fed to get logits
+            common = min(common_prefix(held, prompt), len(prompt) - 1)  # at least one token must be fed to get logits
             if common > 0:
                 offset = cache[0].offset
                 if trim_prompt_cache(cache, offset - common) == offset - common:

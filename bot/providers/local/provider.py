@@ -237,7 +237,7 @@ class LocalProvider:
                     yield Delta(text=item)
                 elif isinstance(item, GenerationStats):
                     yield Delta(
-                        usage=Usage(item.prompt_tokens, item.completion_tokens, 0),
+                        usage=Usage(item.prompt_tokens, item.completion_tokens, item.cached_tokens),
                         ttft=ttft,
                         finish_reason=item.finish_reason,
                     )
