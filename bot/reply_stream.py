@@ -251,15 +251,19 @@ class ReplyStream:
             t0 = self._clock()
             if self.typing_at is None:
                 self.typing_at = t0
+            deadline = t0 + refresh
             try:
                 await self._surface.typing()
             except asyncio.CancelledError:
                 raise
+            except RateLimited as e:
+                deadline = max(deadline, self._clock() + e.retry_after)
+                self._log.warning("reply_stream.typing_rate_limited", retry_after=e.retry_after)
             except Exception as e:  # typing is a nicety: log, never fail the reply
                 self._log.warning("reply_stream.typing_failed", error=type(e).__name__)
             if self._typing_stopped:
                 return
-            delay = t0 + refresh - self._clock()
+            delay = deadline - self._clock()
             if delay > 0:
                 try:
                     await asyncio.wait_for(self._typing_wake.wait(), delay)

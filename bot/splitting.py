@@ -9,7 +9,7 @@ paragraph break after 30 characters does not beat a line break after 3,000). A f
 fence and the next part starts by reopening it with the same language tag; both added lines count
 against the limit.
 
-The whitespace at the cut ("\\n\\n", "\\n" or " ") is dropped; parts that would hold only
+The whitespace at the cut ("\\n\\n", "\\n" or " ", and whitespace ending the part) is dropped; parts that would hold only
 whitespace are left out. Joining each part's own text with the dropped whitespace reproduces the
 input exactly, apart from the added fence lines (see `split_parts`, which says where each part
 came from).
@@ -116,6 +116,9 @@ class Splitter:
         end, next_start, fence_after = _choose_cut(text, s, budget, self.fence, self._fences)
         suffix = _CLOSE if (fence_after is not None and self._fences) else ""
         content = text[s:end]
+        if stripped := content.rstrip():  # trailing whitespace belongs to the cut
+            content = stripped
+            end = s + len(content)
         self.pos = next_start
         self.fence = fence_after
         return Part(prefix + content + suffix, s, end, next_start, prefix, suffix, skip=not content.strip())
