@@ -119,6 +119,7 @@ async def test_edit_first_text_goes_out_once_first_chunk_exists_without_waiting(
     assert len(sends) == 1 and sends[0].text == "Hello, wonderful"
     assert sends[0].start - t < 0.01  # no interval wait before the first send
     assert rs.first_visible_at is not None and rs.first_visible_at >= sends[0].end
+    assert surface.first_visible == sends[0].end
     # close must still respect the (long) interval: use a fresh stream for speed instead
     rs._last_start = time.perf_counter() - 10.0  # pretend the interval has passed
     f.push(" world")

@@ -12,6 +12,11 @@ Behaviour modelled on Telegram: editing a message to the text it already shows r
 text (the platform already shows it, e.g. an earlier attempt got through) and then raises; any other
 scripted error leaves the visible state unchanged. `finish()` sends the final part as a new message,
 like Telegram's sendMessage after a draft.
+
+Use one RecordingSurface per reply (as a channel hands out one surface per reply): the overlap
+check treats all sends, and all draft / finish calls, of one surface as one message stream.
+For a benchmark, `latency_fn(kind)` can return a varying latency, and `first_visible` gives the
+perf_counter() stamp at which the first text became visible.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class RecordingSurface:
     latency: float = 0.0  # seconds each call takes (asyncio.sleep), unless `latencies` names the kind
     latencies: Mapping[str, float] = field(default_factory=dict)
     not_modified_on_same: bool = True
+    latency_fn: Callable[[str], float] | None = None  # overrides both: latency per call kind
 
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, str] = field(default_factory=dict)  # ref id -> visible text
@@ -123,6 +129,11 @@ class RecordingSurface:
         return [self.messages[r] for r in self.order if r not in self.deleted]
 
     @property
+    def first_visible(self) -> float | None:
+        """perf_counter() when the first text (message or draft) became visible, if any."""
+        return next((c.end for c in self.calls if c.kind != "typing" and c.accepted), None)
+
+    @property
     def visible_text(self) -> str:
         return "".join(self.visible)
 
@@ -169,7 +180,7 @@ class RecordingSurface:
             if kind == "draft" and not (text or "").strip():
                 self.violations.append(f"draft with empty text at call {len(self.calls)}")
         try:
-            delay = self.latencies.get(kind, self.latency)
+            delay = self.latency_fn(kind) if self.latency_fn else self.latencies.get(kind, self.latency)
             if delay > 0:
                 await asyncio.sleep(delay)
             error = next((r.take() for r in self._rules if r.matches(call)), None)
