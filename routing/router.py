@@ -251,7 +251,7 @@ class Router:
             notes.append(self.scorer_note)
 
         reason = (
-            f"{_tier_text(tier, complexity, self.thresholds)} on a {lc.value}-class channel -> {primary.ref}: {why}; "
+            f"{_tier_text(tier, complexity, self.thresholds)}; {lc.value} channel -> {primary.ref}: {why}; "
             f"~{_k(tokens)} prompt tokens"
         )
         if len(chain) > 1:
