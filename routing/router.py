@@ -21,6 +21,7 @@ read. Nothing here does I/O; a decision takes microseconds on the heuristic path
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Iterable
 
@@ -123,6 +124,18 @@ class Router:
                 self._cells[(lc.value, tier)] = avail
                 self._cell_notes[(lc.value, tier)] = skipped
 
+    @property
+    def blocking(self) -> bool:
+        """True when a decision runs the encoder (milliseconds of CPU): call `adecide` from async code."""
+        return not isinstance(self.scorer, HeuristicScorer)
+
+    async def adecide(self, msg: InboundMessage, caps: Capabilities, conv: ConversationState) -> RouteDecision:
+        """`decide` for the event loop: inline on the heuristic path (microseconds), in a worker
+        thread on the embedding path (onnxruntime releases the GIL while it computes)."""
+        if not self.blocking:
+            return self.decide(msg, caps, conv)
+        return await asyncio.to_thread(self.decide, msg, caps, conv)
+
     @classmethod
     def from_config(cls, cfg: Config) -> "Router":
         return cls(cfg, Catalog.from_config(cfg))
@@ -204,11 +217,14 @@ class Router:
 
         # 2-4. constraints, table, availability
         cell = self._cells[(lc.value, tier)]
-        candidates = cell + self._after_cell
+        after, long_list = self._after_cell, self._long
+        if lc is not LatencyClass.BATCH:  # outside the table, prefer models that start in time
+            after, long_list = _prefer_fast(after, lc), _prefer_fast(long_list, lc)
+        candidates = cell + after
         cell_fits = [m for m in cell if fits(m)]
         long_first = (cell and not fits(cell[0])) or (not cell and not any(fits(m) for m in self._after_cell))
         if long_first:
-            candidates = self._long + candidates
+            candidates = long_list + candidates
         seen = {m.ref for m in chain}
         for m in candidates:
             if m.ref not in seen and fits(m):
@@ -218,7 +234,7 @@ class Router:
         if not why:
             if chain and cell and chain[0] is cell[0]:
                 why = f"table {lc.value}.{tier}"
-            elif chain and long_first and any(chain[0].ref == m.ref for m in self._long):
+            elif chain and long_first and any(chain[0].ref == m.ref for m in long_list):
                 first = cell[0] if cell else None
                 too_small = f"{first.ref}'s {_k(first.context_window)} context" if first else "the table's models"
                 why = (
@@ -267,6 +283,13 @@ class Router:
             params=_params_for(primary, tier, lc),
             prompt_tokens=tokens,
         )
+
+
+def _prefer_fast(models: list[ModelInfo], lc: LatencyClass) -> list[ModelInfo]:
+    """Stable: models whose expected TTFT meets the class's target first, the rest after."""
+    target = lc.target_seconds * 1000
+    fast = [m for m in models if m.ttft_ms is None or m.ttft_ms <= target]
+    return fast + [m for m in models if not (m.ttft_ms is None or m.ttft_ms <= target)]
 
 
 def _merge_table(base: dict[str, dict[str, list[str]]], over: dict[str, dict[str, str | list[str]]]) -> dict[str, dict[str, list[str]]]:

@@ -96,3 +96,45 @@ def test_router_with_combined_scorer_explains_both_paths() -> None:
     d = r.decide(msg(ANALYSIS), caps(LatencyClass.ASYNC), conv())
     assert "combined" in d.reason and "heuristic" in d.reason and "embedding" in d.reason
     assert d.tier in ("standard", "complex")
+
+
+async def test_adecide_inline_on_the_heuristic_path() -> None:
+    from tests.routing._util import make_router
+
+    r = make_router(keyed())
+    assert not r.blocking
+    d = await r.adecide(msg(CHITCHAT), caps("sync"), conv())
+    assert d.model == "cerebras/llama3.1-8b"
+
+
+async def test_adecide_in_a_thread_on_the_embedding_path() -> None:
+    pytest.importorskip("numpy")
+    from routing.catalog import Catalog
+
+    cfg = keyed()
+    e = EmbeddingScorer({"simple": ["hi"], "complex": ["prove analyze derive"]}, encoder=FakeEncoder())
+    r = Router(cfg, Catalog.from_config(cfg), scorer=CombinedScorer(HeuristicScorer(), e))
+    assert r.blocking
+    d = await r.adecide(msg(ANALYSIS), caps("async"), conv())
+    assert d.tier in ("standard", "complex")
+
+
+@needs_encoder
+def test_fast_copy_matches_the_packaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    texts = ["hello there", "derive the closed form of the Fibonacci sequence", "fix my SQL query"]
+    plain = embedding.Encoder(fast=False)
+    assert plain.model_path == plain.source_path
+    fast = embedding.shared_encoder()
+    for t in texts:
+        assert float(np.dot(plain.encode(t), fast.encode(t))) > 0.95
+    monkeypatch.setenv(embedding.FAST_ENV, "0")
+    assert embedding.Encoder().model_path == plain.source_path
+
+
+def test_fast_copy_failure_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    bogus = tmp_path / "not-a-model.onnx"
+    bogus.write_bytes(b"not onnx")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert embedding._fast_copy(bogus) is None

@@ -247,3 +247,20 @@ def test_as_dict_round_trips_the_decision(all_keys_router: Router) -> None:
     d = all_keys_router.decide(msg(CODING), caps("sync"), conv())
     out = d.as_dict()
     assert out["model"] == d.model and out["chain"] == list(d.chain) and out["latency_class"] == "sync"
+
+
+def test_outside_the_table_models_that_start_in_time_come_first() -> None:
+    # sonnet (~700 ms) is listed before flash (~400 ms) in the fallbacks; on a sync channel
+    # (500 ms) flash goes first, on an async one (3 s) the configured order stands
+    cfg = keyed(use_table=False, fallbacks=["sonnet", "flash"], max_chain=10)
+    sync = router_with(cfg, 0.5).decide(msg("x"), caps("sync"), conv())
+    assert sync.chain.index("gemini/gemini-2.5-flash") < sync.chain.index("anthropic/claude-sonnet-5-5")
+    slow = router_with(cfg, 0.5).decide(msg("x"), caps("async"), conv())
+    assert slow.chain[:2] == ("anthropic/claude-sonnet-5-5", "gemini/gemini-2.5-flash")
+
+
+def test_a_slow_primary_is_flagged_in_the_reason() -> None:
+    cfg = keyed(classes={"sync": {"complex": "pro"}})
+    d = router_with(cfg, 0.9).decide(msg("x"), caps("sync"), conv())
+    assert d.model == "gemini/gemini-2.5-pro"
+    assert "expected TTFT ~1500 ms > sync target 500 ms" in d.reason
