@@ -13,7 +13,8 @@ accuracy acc(s). Reported, on the TEST half only:
 - accuracy and strong share at the router's own tier thresholds (0.35, 0.5, 0.65).
 
 Routers: random; the shipped heuristic and embedding scorers and their combination (none of them
-tuned on MMLU: weights and examples were written for chat messages); a kNN router calibrated on
+tuned on MMLU: weights and examples were written for chat messages); the heuristic's own signals
+re-weighted by a least-squares fit on the DEV half; a kNN router calibrated on
 the DEV half (score = similarity-weighted share of the k nearest DEV prompts the weak model got
 wrong and the strong one right, minus the reverse: the expected gain of a strong call, in the
 same embedding space); and the oracle, for scale. The split is a seeded 50/50 by
@@ -148,6 +149,21 @@ def knn_scores(train_v: np.ndarray, train_y: np.ndarray, test_v: np.ndarray, k: 
     return out
 
 
+FEATURES = ("chars", "code block", "code syntax", "code task", "code terms", "math", "arithmetic", "reasoning", "questions", "parts")
+
+
+def heuristic_features(h: HeuristicScorer, prompt: str) -> list[float]:
+    """The heuristic's signal points by kind (the same features, for a fit on DEV)."""
+    row = [0.0] * (len(FEATURES) + 1)
+    for name, pts in h.score(prompt).signals:
+        for j, f in enumerate(FEATURES):
+            if f in name:
+                row[j] += pts
+                break
+    row[-1] = 1.0
+    return row
+
+
 def bill(share: float, catalog: Catalog, weak_ref: str, strong_ref: str, in_tok: int = 600, out_tok: int = 300) -> float:
     w, s = catalog.resolve(weak_ref), catalog.resolve(strong_ref)
     return 1000 * ((1 - share) * w.cost(in_tok, out_tok) + share * s.cost(in_tok, out_tok))
@@ -181,6 +197,13 @@ def main() -> int:
     hs = np.array([h.score(items[i].prompt).score for i in test])
     heur_us = (time.perf_counter() - t0) / len(test) * 1e6
     results["heuristic"] = metrics(hs, wt, st)
+    # the same signals, weighted by a least-squares fit on DEV to the gain of a strong call
+    gain = strong.astype(float) - weak.astype(float)
+    x_dev = np.array([heuristic_features(h, items[i].prompt) for i in dev])
+    coef, *_ = np.linalg.lstsq(x_dev, gain[dev], rcond=None)
+    x_test = np.array([heuristic_features(h, items[i].prompt) for i in test])
+    results["heuristic-dev-fit"] = metrics(x_test @ coef, wt, st)
+    fit_coef = {f: round(float(c), 4) for f, c in zip(FEATURES + ("bias",), coef)}
 
     use_emb = not args.no_embedding and embedding.available()
     if use_emb:
@@ -222,6 +245,7 @@ def main() -> int:
         "heuristic_us_per_prompt": round(heur_us, 1),
         "bill_models": {"weak": weak_ref, "strong": strong_ref, "tokens_per_message": "600 in / 300 out"},
         "usd_per_1k_messages": costs,
+        "heuristic_dev_fit_coef": fit_coef,
     }
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -244,6 +268,8 @@ def main() -> int:
     print(f"{'router':<20}" + "".join(f" {d:>5}%" for d in range(0, 101, 10)))
     for name, r in results.items():
         print(f"{name:<20}" + "".join(f" {r[f'acc_at_{d}pct']:>6.3f}" for d in range(0, 101, 10)))
+    print("heuristic-dev-fit weights (gain per signal point):", ", ".join(f"{k} {v:+.3f}" for k, v in fit_coef.items()))
+    print("(the @threshold columns mean nothing for heuristic-dev-fit and knn-dev: their scores are not on the tier scale)")
     print(
         f"bill per 1,000 messages of 600 in / 300 out tokens: all {weak_ref} ${costs['all_weak']:.3f}, "
         f"all {strong_ref} ${costs['all_strong']:.3f}"
