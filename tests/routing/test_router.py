@@ -213,23 +213,25 @@ def test_reason_names_tier_score_signals_class_model_and_fallbacks(all_keys_rout
     assert "then " + d.chain[1] in r
 
 
-@pytest.mark.parametrize(
-    "lc, text, tier, model",
-    [
-        ("sync", CHITCHAT, "simple", "cerebras/llama3.1-8b"),
-        ("sync", CODING, "standard", "cerebras/llama-3.3-70b"),
-        ("sync", ANALYSIS, "complex", "cerebras/qwen-3-32b"),
-        ("semi_sync", CHITCHAT, "simple", "cerebras/llama-3.3-70b"),
-        ("semi_sync", CODING, "standard", "cerebras/llama-3.3-70b"),
-        ("semi_sync", ANALYSIS, "complex", "cerebras/qwen-3-235b"),
-        ("async", CHITCHAT, "simple", "cerebras/llama-3.3-70b"),
-        ("async", ANALYSIS, "complex", "cerebras/qwen-3-235b"),
-        ("batch", ANALYSIS, "complex", "cerebras/qwen-3-235b"),
-    ],
-)
-def test_done_criteria_messages(lc: str, text: str, tier: str, model: str, all_keys_router: Router) -> None:
-    d = all_keys_router.decide(msg(text), caps(lc), conv())
-    assert (d.tier, d.model) == (tier, model), d.reason
+DONE_GRID = {
+    # latency class: (chit-chat, coding question, multi-step analysis, 300k-token document)
+    "sync": ("cerebras/llama3.1-8b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-32b", "gemini/gemini-2.5-flash"),
+    "semi_sync": ("cerebras/llama-3.3-70b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
+    "async": ("cerebras/llama-3.3-70b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
+    "batch": ("cerebras/llama-3.3-70b", "cerebras/gpt-oss-120b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
+}
+
+
+@pytest.mark.parametrize("lc", list(DONE_GRID))
+def test_done_criteria_messages_on_each_channel_class(lc: str, all_keys_router: Router) -> None:
+    texts = (CHITCHAT, CODING, ANALYSIS, LONG_DOC)
+    tiers = ("simple", "standard", "complex", None)
+    for text, tier, model in zip(texts, tiers, DONE_GRID[lc]):
+        d = all_keys_router.decide(msg(text), caps(lc), conv())
+        assert d.model == model, d.reason
+        if tier:
+            assert d.tier == tier, d.reason
+        assert d.reason.startswith(d.tier) and f"-> {d.model}" in d.reason
 
 
 def test_decision_params_raise_reasoning_only_where_the_channel_can_wait() -> None:
