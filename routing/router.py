@@ -140,6 +140,22 @@ class Router:
     def from_config(cls, cfg: Config) -> "Router":
         return cls(cfg, Catalog.from_config(cfg))
 
+    def problems(self) -> list[str]:
+        """Model names in the routing config that the catalog does not know (for `doctor`)."""
+        rc = self._cfg.routing
+        named: list[tuple[str, str]] = [("routing.default", rc.default)] if rc.default else []
+        named += [(f"routing.fallbacks[{i}]", r) for i, r in enumerate(rc.fallbacks)]
+        named += [(f"routing.long_context[{i}]", r) for i, r in enumerate(rc.long_context or [])]
+        named += [(f"routing.aliases.{a}", r) for a, r in rc.aliases.items()]
+        for lc, tiers in rc.classes.items():
+            if lc not in {c.value for c in LatencyClass}:
+                named.append((f"routing.classes.{lc}", "(unknown latency class)"))
+                continue
+            for tier, v in tiers.items():
+                for r in [v] if isinstance(v, str) else v:
+                    named.append((f"routing.classes.{lc}.{tier}", r))
+        return [f"{key}: unknown model '{ref}'" for key, ref in named if self.catalog.get(ref) is None]
+
     # --- availability ---------------------------------------------------------------------
 
     def is_available(self, model: ModelInfo) -> bool:

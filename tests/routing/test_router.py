@@ -266,3 +266,12 @@ def test_a_slow_primary_is_flagged_in_the_reason() -> None:
     d = router_with(cfg, 0.9).decide(msg("x"), caps("sync"), conv())
     assert d.model == "gemini/gemini-2.5-pro"
     assert "expected TTFT ~1500 ms > sync target 500 ms" in d.reason
+
+
+def test_problems_name_unknown_models_in_the_routing_config() -> None:
+    cfg = keyed(default="gpt-9", classes={"sync": {"simple": ["fast", "nope"]}, "warp": {"simple": "fast"}})
+    problems = make_router(cfg).problems()
+    assert "routing.default: unknown model 'gpt-9'" in problems
+    assert "routing.classes.sync.simple: unknown model 'nope'" in problems
+    assert any("routing.classes.warp" in p for p in problems)
+    assert make_router(keyed()).problems() == []
