@@ -308,3 +308,20 @@ async def test_shutdown_mid_reply_still_delivers_the_visible_end(fake: FakeTeleg
     assert len(shown) == 1 and shown[0].startswith("Partial answer w0 w1")
     await asyncio.sleep(0.2)
     assert not channel._connected  # connections closed once the last reply let go
+
+
+async def test_group_budget_is_shared_across_replies(fake: FakeTelegram, run_app) -> None:
+    """Two replies in one group draw on one budget (scaled down here: 2 at once, then 1 per second)."""
+    from aiolimiter import AsyncLimiter
+
+    _, channel = await run_app(ScriptedProvider(["Reply", *words(40)], interval=0.05))
+    channel._limiters[GROUP] = AsyncLimiter(2, 2.0)
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} one", user_id=1))
+    fake.push_update(fake.make_message(GROUP, f"@{BOT} two", user_id=2))
+    expected = "Reply" + "".join(words(40))
+    await fake.wait_for(lambda f: f.texts(GROUP) == [expected, expected], timeout=20)
+    calls = [c for c in fake.calls_of("sendMessage", "editMessageText") if c.params["chat_id"] == GROUP]
+    t0 = calls[0].t
+    for i, c in enumerate(calls):  # leaky bucket: at most 2 + (elapsed seconds) calls so far
+        assert i + 1 <= 2 + (c.t - t0) / 1.0 + 0.2, [round(x.t - t0, 2) for x in calls]
+    assert len(fake.calls_of("sendMessage")) == 2
