@@ -193,7 +193,7 @@ async def test_typing_repeats_while_not_streaming(fake: FakeTelegram, run_app) -
     send = fake.calls_of("sendMessage")[0]
     assert len(typing) >= 4
     gaps = [b.t - a.t for a, b in zip(typing, typing[1:])]
-    assert all(0.15 <= g <= 0.35 for g in gaps), gaps
+    assert all(0.1 <= g <= 0.45 for g in gaps), gaps  # 0.2 s, give or take loop jitter under load
     assert all(t.t < send.t for t in typing)  # stops once the answer is sent
     assert not fake.calls_of("sendMessageDraft", "editMessageText")
     assert fake.texts(USER) == ["Done thinking."]
