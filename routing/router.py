@@ -117,12 +117,18 @@ class Router:
         self._long = self._resolve_all(rc.long_context if rc.long_context is not None else DEFAULT_LONG_CONTEXT)
         self._cells: dict[tuple[str, str], list[ModelInfo]] = {}
         self._cell_notes: dict[tuple[str, str], str] = {}
+        self._cell_first_skipped: dict[tuple[str, str], str] = {}  # the table's first choice, when unusable
         for lc in LatencyClass:
             for tier in ("simple", "standard", "complex"):
                 refs = self.table.get(lc.value, {}).get(tier, []) if rc.use_table else []
                 avail, skipped = self._available(refs)
                 self._cells[(lc.value, tier)] = avail
                 self._cell_notes[(lc.value, tier)] = skipped
+                if refs and skipped and (not avail or self.catalog.get(refs[0]) is not avail[0]):
+                    self._cell_first_skipped[(lc.value, tier)] = skipped.split("; ")[0]
+        # outside the table, prefer models that start within the class's target (not for batch)
+        self._after_by_lc = {lc: self._after_cell if lc is LatencyClass.BATCH else _prefer_fast(self._after_cell, lc) for lc in LatencyClass}
+        self._long_by_lc = {lc: self._long if lc is LatencyClass.BATCH else _prefer_fast(self._long, lc) for lc in LatencyClass}
 
     @property
     def blocking(self) -> bool:
@@ -233,9 +239,7 @@ class Router:
 
         # 2-4. constraints, table, availability
         cell = self._cells[(lc.value, tier)]
-        after, long_list = self._after_cell, self._long
-        if lc is not LatencyClass.BATCH:  # outside the table, prefer models that start in time
-            after, long_list = _prefer_fast(after, lc), _prefer_fast(long_list, lc)
+        after, long_list = self._after_by_lc[lc], self._long_by_lc[lc]
         candidates = cell + after
         cell_fits = [m for m in cell if fits(m)]
         long_first = (cell and not fits(cell[0])) or (not cell and not any(fits(m) for m in self._after_cell))
@@ -263,8 +267,9 @@ class Router:
                 why = "first available after the table"
                 if self._cell_notes.get((lc.value, tier)):
                     why += f" ({self._cell_notes[(lc.value, tier)]})"
-        if cell and chain and chain[0] is not cell[0] and self._cell_notes.get((lc.value, tier)) and "table" in why:
-            notes.append(f"skipped {self._cell_notes[(lc.value, tier)]}")
+        first_skipped = self._cell_first_skipped.get((lc.value, tier))
+        if first_skipped and why.startswith(("table", "long prompt")):
+            notes.append(f"table's first choice skipped ({first_skipped})")
 
         chain = chain[: self.max_chain - 1] if self.local is not None else chain[: self.max_chain]
         if self.local is not None and all(m.ref != self.local.ref for m in chain):

@@ -275,3 +275,11 @@ def test_problems_name_unknown_models_in_the_routing_config() -> None:
     assert "routing.classes.sync.simple: unknown model 'nope'" in problems
     assert any("routing.classes.warp" in p for p in problems)
     assert make_router(keyed()).problems() == []
+
+
+def test_an_unavailable_first_choice_is_named() -> None:
+    cfg = make_cfg({"providers": {"cerebras": ALL_KEYS["providers"]["cerebras"]}, "routing": {"classes": {"sync": {"simple": ["sonnet", "oss"]}}}})
+    d = router_with(cfg, 0.1).decide(msg("x"), caps("sync"), conv())
+    assert d.model == "cerebras/gpt-oss-120b"
+    assert "table sync.simple" in d.reason
+    assert "first choice skipped (anthropic/claude-sonnet-5-5: provider 'anthropic' not configured)" in d.reason
