@@ -304,3 +304,19 @@ async def test_keeps_a_connection_warm(fake: FakeTelegram, started) -> None:
     ch, _ = await started(warm_interval=0.1)
     n = len(fake.calls_of("getMe"))
     await fake.wait_for(lambda f: len(f.calls_of("getMe")) >= n + 2, timeout=2)
+
+
+async def test_restart_after_stop(fake: FakeTelegram, make_channel) -> None:
+    ch = make_channel()
+    inbox = RecordingInbox()
+    await ch.start(inbox)
+    await ch.stop()
+    inbox2 = RecordingInbox()
+    await ch.start(inbox2)
+    try:
+        fake.push_update(fake.make_message(USER, "again"))
+        assert [m.text for m in await inbox2.wait(1)] == ["again"]
+        assert inbox.messages == []
+    finally:
+        await ch.stop()
+    await ch.stop()  # twice is harmless
