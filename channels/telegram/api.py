@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
-from channels.telegram.transport import AiohttpRequest
+from channels.telegram.transport import AiohttpRequest, scrub
 
 
 def classify(status: int, description: str, kind: str = "") -> PlatformError:
@@ -64,7 +64,7 @@ class FastCalls:
         except asyncio.TimeoutError:
             raise PlatformError(f"telegram: {method} timed out (it may still have been delivered)") from None
         except aiohttp.ClientError as e:
-            raise PlatformError(f"telegram: {method}: {type(e).__name__}: {e}") from None
+            raise PlatformError(f"telegram: {method}: {type(e).__name__}: {scrub(str(e))}") from None
         try:
             payload = json.loads(body)
         except ValueError:

@@ -12,11 +12,20 @@ Connections are kept `keepalive` seconds when idle (aiohttp's default is 15 s; h
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+_TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
+
+
+def scrub(text: str) -> str:
+    """Hide the bot token in a URL quoted by an error message."""
+    return _TOKEN_IN_URL.sub("/bot<token>/", text)
 
 
 class AiohttpRequest(BaseRequest):
@@ -122,4 +131,4 @@ class AiohttpRequest(BaseRequest):
         except asyncio.TimeoutError as err:
             raise TimedOut from err
         except aiohttp.ClientError as err:
-            raise NetworkError(f"aiohttp: {type(err).__name__}: {err}") from err
+            raise NetworkError(f"aiohttp: {type(err).__name__}: {scrub(str(err))}") from err

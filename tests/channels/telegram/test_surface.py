@@ -216,3 +216,10 @@ async def test_both_clients_speak_to_the_api(fake: FakeTelegram, make_channel, c
         assert fake.texts(PRIVATE) == ["x & z"]
     finally:
         await ch.bot.shutdown()
+
+
+def test_token_is_scrubbed_from_error_text() -> None:
+    from channels.telegram.transport import scrub
+
+    msg = "400, message='Bad', url='https://api.telegram.org/bot123456:AAE-secret_x/sendMessage'"
+    assert "secret" not in scrub(msg) and "/bot<token>/sendMessage" in scrub(msg)
