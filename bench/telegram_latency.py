@@ -117,8 +117,8 @@ async def run(n: int, rounds: int, ttft: float, interval: float, group: bool, po
             last_id = first["last_update_id"]
             ids = {chats[i]: last_id - n + 1 + i for i in range(n)}
             while True:
-                await asyncio.sleep(0.05)
-                state = await asyncio.to_thread(control, port, "state", None)
+                await asyncio.sleep(0.2)
+                state = await asyncio.to_thread(control, port, f"state?since={since}&first={last_id - n + 1}", None)
                 finals = {c[3] for c in state["calls"] if c[0] == "sendMessage" and c[1] >= since and c[2] == 200}
                 if len(finals & set(chats)) == n:
                     break

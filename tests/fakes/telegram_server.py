@@ -331,7 +331,9 @@ class FakeTelegram:
             for c in self.calls
             if c.t >= since and c.method not in ("getUpdates", "getMe")
         ]
-        return web.json_response({"calls": calls, "delivered": self.delivered_at})
+        first = int(request.query.get("first", "0"))
+        delivered = {k: v for k, v in self.delivered_at.items() if k >= first}
+        return web.json_response({"calls": calls, "delivered": delivered})
 
     # --- the API ---------------------------------------------------------------------------------
 
