@@ -6,7 +6,8 @@ warm connections) answers on a fake editing channel whose calls complete at once
 
     added = (first visible text on the channel - message received) - the provider's fixed TTFT
 
-Conversations run closed-loop (each sends its next message when its reply is done), all at once.
+Conversations run closed-loop, all at once: each person sends the next message a think time
+(uniform 0.5x-1.5x of --think) after the previous reply was complete.
 
     python bench/added_latency.py --conversations 1 200 --rounds 5
 """
@@ -36,7 +37,7 @@ from bot.types import (  # noqa: E402
     Streaming,
 )
 
-EDITING = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, max_chars=4096, min_edit_interval=1.0,
+EDITING = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, max_chars=4096, min_edit_interval=0.25,
                        typing_refresh=4.0, markup=Markup.PLAIN)
 
 
@@ -92,9 +93,10 @@ class BenchChannel:
         return InstantSurface(self, msg)
 
 
-async def run(conversations: int, rounds: int, base_url: str, ttft: float) -> tuple[list[float], float, int]:
+async def run(conversations: int, rounds: int, base_url: str, ttft: float, think: float) -> tuple[list[float], float, int]:
     from bot import config
     from bot.app import App
+    from bot.dispatcher import Dispatcher, Turn
 
     cfg = config.parse({
         "providers": {"fake": {"kind": "openai", "base_url": base_url, "api_key": "bench", "keepalive_expiry": 300}},
@@ -106,9 +108,22 @@ async def run(conversations: int, rounds: int, base_url: str, ttft: float) -> tu
     })
     from bot import logs
 
-    logs.configure("error", "json")
+    logs.configure(os.environ.get("BENCH_LOG", "error"), "json")
     channel = BenchChannel()
-    app = App(cfg, channels=[channel], serve_http=False)
+    from bot.providers.openai_compat import OpenAICompatProvider
+
+    # only the provider under test: the bundled local model would load (and idle) in this process
+    providers = {"fake": OpenAICompatProvider("fake", cfg.providers["fake"])}
+    app = App(cfg, channels=[channel], providers=providers, serve_http=False)
+    done: dict[str, asyncio.Future[None]] = {}
+
+    async def handler(turn: Turn) -> None:  # the app's own responder, plus a "reply finished" signal
+        try:
+            await app.responder(turn)
+        finally:
+            done.pop(turn.msg.message_id).set_result(None)
+
+    app.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
     await app.start()
     received: dict[str, float] = {}
     added: list[float] = []
@@ -116,16 +131,19 @@ async def run(conversations: int, rounds: int, base_url: str, ttft: float) -> tu
 
     async def conversation(i: int) -> None:
         nonlocal counter
-        await asyncio.sleep(random.random() * 0.05)
+        await asyncio.sleep(random.random() * think)  # arrivals spread, not in lock-step
         for r in range(rounds):
             counter += 1
             mid = f"{i}-{r}"
             msg = InboundMessage("bench", f"bench:{i}", "u", f"question {r} from conversation {i}", mid, ChatKind.PRIVATE)
             received[mid] = msg.received_at
-            seen = channel.waiters[mid] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            seen = channel.waiters[mid] = loop.create_future()
+            finished = done[mid] = loop.create_future()
             await app.dispatcher.submit(msg)
             added.append(await seen - received[mid] - ttft)
-            await asyncio.sleep(0.15)  # the rest of the reply streams; the person reads
+            await finished
+            await asyncio.sleep(think * (0.5 + random.random()))  # the person reads, then writes again
 
     # warm-up round, not measured
     await asyncio.gather(*(conversation(10_000 + i) for i in range(min(conversations, 20))))
@@ -146,21 +164,25 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, nargs="+", default=[1, 200])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--ttft", type=float, default=0.05, help="the fake provider's fixed TTFT, seconds")
-    ap.add_argument("--token-interval", type=float, default=0.002)
+    ap.add_argument("--token-interval", type=float, default=0.002, help="seconds between SSE chunks")
+    ap.add_argument("--chunk-words", type=int, default=3, help="words per SSE chunk (hosted providers send several tokens per chunk)")
+    ap.add_argument("--think", type=float, default=2.0, help="mean seconds a person waits after a reply before the next message")
     ap.add_argument("--port", type=int, default=18099)
     args = ap.parse_args()
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openai_server", str(args.port), str(args.ttft), str(args.token_interval)],
+        [sys.executable, "-m", "tests.fakes.openai_server", str(args.port), str(args.ttft), str(args.token_interval), str(args.chunk_words)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         line = server.stdout.readline()  # "ready <url>"
         base_url = line.split()[1]
-        print(f"fake provider: TTFT {args.ttft * 1000:.0f} ms, a token every {args.token_interval * 1000:.0f} ms, own process")
+        print(f"fake provider (own process): TTFT {args.ttft * 1000:.0f} ms, a chunk of {args.chunk_words} words"
+              f" every {args.token_interval * 1000:.0f} ms")
         for n in args.conversations:
-            rounds = max(args.rounds, 200 // n) if n == 1 else args.rounds
-            added, cpu, replies = asyncio.run(run(n, rounds, base_url, args.ttft))
+            rounds = args.rounds * 20 if n == 1 else args.rounds
+            think = min(args.think, 0.1) if n == 1 else args.think  # one person: load does not matter
+            added, cpu, replies = asyncio.run(run(n, rounds, base_url, args.ttft, think))
             print(f"{n:>4} conversations, {replies} replies: added to first visible text {summary(added)};"
                   f" CPU {cpu * 1000:.2f} ms per reply")
     finally:

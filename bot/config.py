@@ -41,6 +41,9 @@ class ProviderConfig(_Strict):
     connect_timeout: float = Field(5.0, gt=0)
     keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection is kept")
     warm: bool = Field(True, description="open a connection at start-up and re-warm before it expires")
+    client: Literal["fast", "sdk"] = Field(
+        "fast", description="streaming path: 'fast' (aiohttp + json) or 'sdk' (the openai SDK)"
+    )
     max_connections: int = Field(256, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
     # local only

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEY = re.compile(r"(token|secret|api_key|apikey|password|authorization)", re.I)
+_SECRET_KEY = re.compile(r"^(.*_)?(token|secret|api_key|apikey|password|authorization)$", re.I)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{6,}|xox[abpr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|\d{6,}:[A-Za-z0-9_-]{30,})")
 
 

@@ -83,7 +83,7 @@ class Responder:
         state = ConversationState(
             sticky_model=conv.sticky_model, turns=len(history), history_chars=sum(len(t.content) for t in history)
         )
-        decision = self.router.decide(msg, caps, state)
+        decision = await self.router.adecide(msg, caps, state)
         messages = (self._system, *history, ChatTurn("user", text))
 
         pieces: list[str] = []
@@ -97,7 +97,7 @@ class Responder:
                 provider = self.providers.get(model.provider)
                 if provider is None:
                     continue
-                params = dict(model.params)
+                params = dict(decision.params if i == 0 else model.params)
                 max_tokens = params.pop("max_tokens", self.cfg.bot.max_tokens)
                 temperature = params.pop("temperature", None)
                 req = GenerationRequest(model.id, messages, max_tokens=max_tokens, temperature=temperature, extra=params)

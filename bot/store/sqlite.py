@@ -6,6 +6,7 @@ look-up of a conversation; writes go to SQLite after the reply, off the latency 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
@@ -51,6 +52,8 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._history: OrderedDict[str, deque[ChatTurn]] = OrderedDict()
         self._convs: dict[str, ConversationRecord] = {}
+        # one statement at a time on the connection, each cursor closed before the next starts
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self.path is None:
@@ -80,11 +83,10 @@ class SqliteStore:
         if turns is not None:
             self._history.move_to_end(conversation)
             return turns
-        async with self.db.execute(
+        rows = await self._fetch(
             "SELECT role, content FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
             (conversation, _CACHE_TURNS),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         turns = deque((ChatTurn(r, c) for r, c in reversed(rows)), maxlen=_CACHE_TURNS)
         self._history[conversation] = turns
         if len(self._history) > _CACHE_CONVERSATIONS:
@@ -103,73 +105,79 @@ class SqliteStore:
         cached = await self._cached(conversation)
         cached.extend(turns)
         now = time.time()
-        await self.db.executemany(
+        await self._write(
             "INSERT INTO messages(conversation, role, content, at) VALUES (?, ?, ?, ?)",
             [(conversation, t.role, t.content, now) for t in turns],
         )
-        await self.db.commit()
 
     async def reset(self, conversation: str) -> None:
         self._history[conversation] = deque(maxlen=_CACHE_TURNS)
-        await self.db.execute("DELETE FROM messages WHERE conversation = ?", (conversation,))
-        await self.db.commit()
+        await self._write("DELETE FROM messages WHERE conversation = ?", [(conversation,)])
 
     # --- conversation state ------------------------------------------------------------------
 
     async def conversation(self, conversation: str) -> ConversationRecord:
         rec = self._convs.get(conversation)
         if rec is None:
-            async with self.db.execute(
-                "SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,)
-            ) as cur:
-                row = await cur.fetchone()
+            rows = await self._fetch("SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,))
+            row = rows[0] if rows else None
             rec = ConversationRecord(sticky_model=row[0] if row else None)
             self._convs[conversation] = rec
         return rec
 
     async def set_sticky_model(self, conversation: str, model: str | None) -> None:
         self._convs[conversation] = ConversationRecord(sticky_model=model)
-        await self.db.execute(
+        await self._write(
             "INSERT INTO conversations(conversation, sticky_model) VALUES (?, ?) "
             "ON CONFLICT(conversation) DO UPDATE SET sticky_model = excluded.sticky_model",
-            (conversation, model),
+            [(conversation, model)],
         )
-        await self.db.commit()
 
     # --- ledger ------------------------------------------------------------------------------
 
     async def record_reply(self, r: ReplyRecord) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO replies(at, channel, conversation, model, route_reason, ttft, first_visible, total,"
             " prompt_tokens, completion_tokens, cached_tokens, cost_usd, outcome)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.at, r.channel, r.conversation, r.model, r.route_reason, r.ttft, r.first_visible, r.total,
-             r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd, r.outcome),
+            [(r.at, r.channel, r.conversation, r.model, r.route_reason, r.ttft, r.first_visible, r.total,
+              r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd, r.outcome)],
         )
-        await self.db.commit()
 
     async def last_reply(self, conversation: str) -> ReplyRecord | None:
-        async with self.db.execute(
+        rows = await self._fetch(
             "SELECT at, channel, conversation, model, route_reason, ttft, first_visible, total, prompt_tokens,"
             " completion_tokens, cached_tokens, cost_usd, outcome FROM replies WHERE conversation = ?"
             " ORDER BY id DESC LIMIT 1",
             (conversation,),
-        ) as cur:
-            row = await cur.fetchone()
-        return ReplyRecord(*row) if row else None
+        )
+        return ReplyRecord(*rows[0]) if rows else None
 
     async def spend_since(self, since: float) -> float:
-        async with self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,)) as cur:
-            row = await cur.fetchone()
-        return float(row[0]) if row else 0.0
+        rows = await self._fetch("SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,))
+        return float(rows[0][0]) if rows else 0.0
 
     async def model_stats(self) -> dict[str, tuple[float | None, float | None, int]]:
         """Per model: median-ish measured TTFT (s), tokens/s, and reply count — for `models list`."""
-        out: dict[str, tuple[float | None, float | None, int]] = {}
-        async with self.db.execute(
+        rows = await self._fetch(
             "SELECT model, AVG(ttft), AVG(CASE WHEN total > ttft AND ttft IS NOT NULL"
-            " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model"
-        ) as cur:
-            async for model, ttft, tps, n in cur:
-                out[model] = (ttft, tps, n)
-        return out
+            " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model",
+            (),
+        )
+        return {model: (ttft, tps, n) for model, ttft, tps, n in rows}
+
+    # --- one statement at a time -----------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: tuple) -> list[tuple]:
+        async with self._lock:
+            cur = await self.db.execute(sql, params)
+            try:
+                return list(await cur.fetchall())
+            finally:
+                await cur.close()
+
+    async def _write(self, sql: str, rows: list[tuple]) -> None:
+        async with self._lock:
+            cur = await self.db.executemany(sql, rows)
+            await cur.close()
+            await self.db.commit()

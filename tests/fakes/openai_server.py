@@ -160,6 +160,9 @@ class FakeOpenAI:
             delta = {"content": piece} if i else {"role": "assistant", "content": piece}
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if scripted.break_after is not None:  # every piece sent, then dropped before the finish
+            request.transport.close()  # type: ignore[union-attr]
+            return resp
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         await resp.write(b"data: " + json.dumps(final).encode() + b"\n\n")
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -182,14 +185,15 @@ def _error(status: int, message: str, kind: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": kind, "code": None}}, status=status)
 
 
-async def _main() -> None:  # `python -m tests.fakes.openai_server PORT TTFT TOKEN_INTERVAL` for benchmarks
+async def _main() -> None:  # `python -m tests.fakes.openai_server PORT TTFT INTERVAL WORDS` for benchmarks
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8099
     ttft = float(sys.argv[2]) if len(sys.argv) > 2 else 0.05
     interval = float(sys.argv[3]) if len(sys.argv) > 3 else 0.002
+    words = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     reply = " ".join(f"word{i}" for i in range(60))
-    srv = FakeOpenAI(reply, ttft=ttft, token_interval=interval, port=port, record=False)
+    srv = FakeOpenAI(reply, ttft=ttft, token_interval=interval, chunk_words=words, port=port, record=False)
     await srv.start()
     print(f"ready {srv.base_url}", flush=True)
     await asyncio.Event().wait()

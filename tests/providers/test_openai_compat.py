@@ -13,8 +13,20 @@ from bot.types import ChatTurn, GenerationRequest
 from tests.fakes.openai_server import FakeOpenAI, Scripted
 
 
+CLIENT = "fast"
+
+
+@pytest.fixture(autouse=True, params=["fast", "sdk"])
+def client_kind(request):
+    """Every test runs on both HTTP paths: the aiohttp fast path and the openai SDK."""
+    global CLIENT
+    CLIENT = request.param
+    yield request.param
+    CLIENT = "fast"
+
+
 def provider(url: str, **kw) -> OpenAICompatProvider:
-    cfg = ProviderConfig(kind="openai", base_url=url, api_key="sk-test-secret", **kw)
+    cfg = ProviderConfig(kind="openai", base_url=url, api_key="sk-test-secret", client=CLIENT, **kw)
     return OpenAICompatProvider("fake", cfg)
 
 
@@ -43,6 +55,15 @@ async def test_streams_deltas_then_usage_and_ttft():
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
     assert body["max_tokens"] == 64 and body["temperature"] == 0.1
     assert srv.chat_requests[0].headers["Authorization"] == "Bearer sk-test-secret"
+
+
+async def test_stream_without_finish_is_an_error_not_a_silent_cut():
+    async with FakeOpenAI("one two three") as srv:
+        srv.script.append(Scripted(break_after=3))  # all text, then the connection drops before finish
+        p = provider(srv.base_url, warm=False)
+        with pytest.raises(ProviderUnavailable):
+            await collect(p, request())
+        await p.aclose()
 
 
 async def test_extra_parameters_pass_through():
