@@ -162,11 +162,18 @@ class App:
         log.info("started", channels=list(self.channels), providers=list(self.providers), http=self.http_port)
 
     async def stop(self) -> None:
+        # stop taking messages, end the replies in progress (each leaves a visible mark), and only
+        # then close the platform connections those last words go out on
         for ch in self.channels.values():
             with contextlib.suppress(Exception):
                 await ch.stop()
         await self.dispatcher.aclose()
         await self.responder.flush()
+        for ch in self.channels.values():
+            closer = getattr(ch, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

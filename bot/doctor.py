@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 
 from bot import config
 from bot.errors import ConfigError
@@ -80,14 +81,26 @@ async def collect(path: str | None, *, deep: bool) -> list[Check]:
     from routing.router import Router
 
     try:
-        for name, table in configured_channels(cfg).items():
+        channels = configured_channels(cfg)
+    except ConfigError as e:
+        channels = {}
+        checks.append(Check("channels", False, str(e), "fix the channel table named above"))
+    for name, table in channels.items():
+        if name == "telegram":  # its own checks: config, token, reachability (read-only calls)
+            from channels.telegram.doctor import check as telegram_check
+
+            checks += [Check(n, ok, detail, fix) for n, ok, detail, fix in await telegram_check(table)]
+            continue
+        try:
             build_channel(cfg, name, table)
             checks.append(Check(f"channel {name}", True, "configured"))
-    except (ConfigError, ValueError) as e:
-        checks.append(Check("channels", False, str(e), "fix the channel table named above"))
+        except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
+            checks.append(Check(f"channel {name}", False, str(e), f"fix channels.{name}"))
 
     catalog = Catalog.from_config(cfg)
     router = Router(cfg, catalog)
+    for problem in router.problems():
+        checks.append(Check("routing", False, problem, "fix the model name in [routing] or add it under [models]"))
     used = {m.provider for m in catalog} | set(cfg.providers)
     for name in sorted(set(cfg.providers) & used):
         pc = cfg.providers[name]
@@ -98,10 +111,8 @@ async def collect(path: str | None, *, deep: bool) -> list[Check]:
     for ref in [cfg.routing.default, *cfg.routing.fallbacks]:
         if not ref:
             continue
-        m = catalog.get(ref)
-        if m is None:
-            checks.append(Check(f"routing model {ref}", False, "not in the catalog", f"add [models.\"{ref}\"] or fix the name"))
-        elif not router.is_available(m):
+        m = catalog.get(ref)  # unknown names were reported by router.problems() above
+        if m is not None and not router.is_available(m):
             checks.append(Check(f"routing model {ref}", False, f"provider '{m.provider}' not configured or no key", f"add [providers.{m.provider}] with its api_key"))
     data_dir = os.path.expanduser(cfg.store.data_dir)
     if cfg.store.kind == "sqlite":
@@ -122,10 +133,10 @@ async def run_doctor(path: str | None, *, deep: bool = False) -> int:
     console = Console(highlight=False)
     for c in checks:
         mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
-        line = f"{mark} {c.name}: {c.detail}"
+        line = f"{mark} {escape(c.name)}: {escape(c.detail)}"
         if not c.ok and c.fix:
-            line += f"\n    fix: {c.fix}"
-        console.print(line)
+            line += f"\n    fix: {escape(c.fix)}"
+        console.print(line, soft_wrap=True)
     bad = sum(not c.ok for c in checks)
     console.print(f"{len(checks) - bad} ok, {bad} problem{'s' if bad != 1 else ''}")
     return 1 if bad else 0

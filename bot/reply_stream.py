@@ -15,12 +15,12 @@ What it guarantees, whatever the platform answers on the way:
   (one message each). Parts are frozen while streaming only when the final split is sure to cut at
   the same place (`bot.splitting.Splitter`), so a frozen message never changes again.
 - Pacing: every text request of the stream (send, edit, draft, finish) starts at least
-  `caps.min_edit_interval` after the previous one started, the final one included, and only one is
+  `caps.min_edit_interval` after the previous one ended, the final one included, and only one is
   in flight at a time. Each request carries the newest text (coalescing); an edit to the text a
   message already shows is skipped. The first visible text goes out as soon as
   `caps.first_chunk_chars` characters exist, without waiting for an interval.
 - RateLimited(retry_after): wait the whole retry_after (no cap), then send the newest text.
-  NotModified is success. MarkupRejected on send / edit: the same call again with plain=True, and
+  NotModified is success. MarkupRejected on send / edit / finish: the same call again with plain=True, and
   plain from then on for that message. MessageGone on edit: the part is sent again as a new message.
   Other errors: two more tries with a short backoff; while streaming, previews then pause until
   close(); at close() the final delivery gets its tries too, then close() raises DeliveryFailed
@@ -136,7 +136,7 @@ class ReplyStream:
         self._closing = False
         self._result: ReplyResult | None = None
 
-        self._last_start: float | None = None
+        self._last_request: float | None = None
         self._not_before = float("-inf")
         self._failures = 0
         self._suspended = False
@@ -351,8 +351,8 @@ class ReplyStream:
         waited = False
         for _ in range(8):
             t = self._not_before
-            if self._last_start is not None:
-                t = max(t, self._last_start + self._interval)
+            if self._last_request is not None:
+                t = max(t, self._last_request + self._interval)
             delay = t - self._clock()
             if delay <= 0:
                 break
@@ -362,10 +362,18 @@ class ReplyStream:
 
     async def _execute(self, kind: str, i: int, text: str) -> None:
         slot = self._slots[i]
-        surface = self._surface
         self._stop_typing()  # the indicator must not outlive (or follow) the text
-        self._last_start = self._clock()
+        self._last_request = self._clock()
         self._requests += 1
+        try:
+            await self._call(kind, slot, text)
+        finally:
+            # pace from the end of this request: the platform sees requests at least an
+            # interval apart even when one was slow on the way
+            self._last_request = self._clock()
+
+    async def _call(self, kind: str, slot: "_Slot", text: str) -> None:
+        surface = self._surface
         try:
             if kind == "send":
                 slot.ref = await surface.send(text, plain=slot.plain)
@@ -375,7 +383,7 @@ class ReplyStream:
             elif kind == "draft":
                 await surface.draft(text)
             else:  # finish
-                slot.ref = await surface.finish(text)
+                slot.ref = await surface.finish(text, plain=slot.plain)
                 slot.done = True
         except asyncio.CancelledError:
             raise
@@ -390,7 +398,7 @@ class ReplyStream:
             self._log.warning("reply_stream.rate_limited", request=kind, retry_after=e.retry_after)
             return
         except MarkupRejected as e:
-            if kind in ("send", "edit") and not slot.plain:
+            if kind in ("send", "edit", "finish") and not slot.plain:
                 slot.plain = True  # same call again, as plain text, from now on for this message
                 self._log.warning("reply_stream.markup_rejected", request=kind)
             elif kind == "draft":

@@ -120,7 +120,10 @@ class Responder:
                         break
         except asyncio.CancelledError:
             # interrupted by a newer message (queue mode "interrupt") or shutdown: leave a visible mark
-            await asyncio.shield(self._close_interrupted(stream, msg, decision, used_model, pieces))
+            closing = asyncio.ensure_future(self._close_interrupted(stream, msg, decision, used_model, pieces))
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
+            await asyncio.shield(closing)
             raise
 
         if error is not None and not pieces:

@@ -34,7 +34,7 @@ class ReplySurface(Protocol):
         """Show `text` (the whole reply so far) in a draft / native stream."""
         ...
 
-    async def finish(self, text: str) -> MessageRef | None:
+    async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
         """Close a draft / native stream with the final `text` (the whole last part)."""
         ...
 

@@ -49,7 +49,7 @@ class ConsoleSurface:
             self._write("\n" + text)
         self._shown = text
 
-    async def finish(self, text: str) -> MessageRef | None:
+    async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
         await self.draft(text)
         self._write("\n")
         self._shown = ""

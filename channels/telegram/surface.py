@@ -199,14 +199,8 @@ class TelegramSurface:
             raise translate(e) from e
 
     async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
-        """A draft is only a preview: the reply is kept by one normal sendMessage (plain text if
-        Telegram refuses the HTML; drop that fallback once ReplyStream passes plain= to finish)."""
-        if plain:
-            return await self.send(text, plain=True)
-        try:
-            return await self.send(text)
-        except MarkupRejected:
-            return await self.send(text, plain=True)
+        """A draft is only a preview: the reply is kept by one normal sendMessage."""
+        return await self.send(text, plain=plain)
 
     # --- helpers -------------------------------------------------------------------------------
 

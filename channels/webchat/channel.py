@@ -78,7 +78,7 @@ class WebchatSurface:
             await self._send({"type": "start", "reply": reply})
         await self._update(reply, text)
 
-    async def finish(self, text: str) -> MessageRef | None:
+    async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
         reply = self._open()
         if self._shown != text:
             await self._update(reply, text)

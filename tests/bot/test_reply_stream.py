@@ -478,6 +478,19 @@ async def test_draft_markup_rejected_stops_previews_and_finish_delivers() -> Non
     assert_final(surface, result, f.text, 4096)
 
 
+async def test_finish_markup_rejected_is_sent_again_as_plain() -> None:
+    surface = RecordingSurface()
+    surface.fail_when("finish", MarkupRejected("can't parse entities"), lambda c: not c.plain)
+    rs = ReplyStream(surface, make_caps(Streaming.DRAFT, interval=0.01, first=1))
+    await rs.start()
+    f = Feeder(rs)
+    await f.feed(words(10, seed=21), gap=0.002)
+    result = await rs.close()
+    finishes = surface.of("finish")
+    assert [c.plain for c in finishes] == [False, True]  # one rejected, one plain: no duplicate
+    assert_final(surface, result, f.text, 4096)
+
+
 async def test_finish_rate_limited_is_retried_after_the_wait() -> None:
     surface = RecordingSurface()
     surface.fail("finish", RateLimited(0.15), nth=1)

@@ -159,8 +159,8 @@ class RecordingSurface:
     async def draft(self, text: str) -> None:
         await self._call("draft", text, None, False)
 
-    async def finish(self, text: str) -> MessageRef | None:
-        call = await self._call("finish", text, None, False)
+    async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
+        call = await self._call("finish", text, None, plain)
         return MessageRef(call.ref) if call.ref else None
 
     # --- machinery ---------------------------------------------------------------------------
