@@ -61,7 +61,7 @@ class InstantSurface:
     async def draft(self, text: str) -> None:
         self._channel.visible(self._msg.message_id)
 
-    async def finish(self, text: str) -> MessageRef | None:
+    async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
         return MessageRef("1")
 
 
