@@ -126,21 +126,46 @@ def cmd_message_send(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    import json
+
+    from routing.cli import format_models_table, models_table
+
     cfg = _load_config(args)
-    from rich.console import Console
-    from rich.table import Table
-
-    from routing.cli import models_table
-
     rows = models_table(cfg)
-    table = Table(title="Models")
-    columns = list(rows[0]) if rows else []
-    for c in columns:
-        table.add_column(c)
+    measured = asyncio.run(_measured(cfg))
     for r in rows:
-        table.add_row(*("" if r[c] is None else str(r[c]) for c in columns))
-    Console().print(table)
+        ttft, tps, n = measured.get(r["ref"], (None, None, 0))
+        r["measured_ttft_ms"] = None if ttft is None else round(ttft * 1000, 1)
+        r["measured_tokens_per_s"] = None if tps is None else round(tps, 1)
+        r["measured_replies"] = n
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(format_models_table(rows))
+    seen = [r for r in rows if r["measured_replies"]]
+    if seen:
+        print("\nmeasured here:")
+        for r in seen:
+            print(f"  {r['ref']}: TTFT {r['measured_ttft_ms']} ms, {r['measured_tokens_per_s']} tokens/s"
+                  f" over {r['measured_replies']} replies")
     return EXIT_OK
+
+
+async def _measured(cfg) -> dict[str, tuple[float | None, float | None, int]]:
+    """Average TTFT and tokens/s per model from the reply ledger, when there is one."""
+    from pathlib import Path
+
+    from bot.store.sqlite import SqliteStore
+
+    path = Path(cfg.store.data_dir).expanduser() / "switchboard.sqlite3"
+    if cfg.store.kind != "sqlite" or not path.exists():
+        return {}
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await store.model_stats()
+    finally:
+        await store.close()
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -209,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--quiet-stats", action="store_true", help="print the timing line on stderr")
 
     models = sub.add_parser("models", help="the model catalog").add_subparsers(dest="sub", required=True)
-    add("list", cmd_models_list, "models, aliases, context, price, availability", models)
+    ml = add("list", cmd_models_list, "models, aliases, context, price, availability, measured speed", models)
+    ml.add_argument("--json", action="store_true")
 
     conf = sub.add_parser("config", help="read, change and check the config").add_subparsers(dest="sub", required=True)
     add("validate", cmd_config_validate, "check the config file", conf)

@@ -91,6 +91,7 @@ class Responder:
         used_model = decision.model
         outcome = "ok"
         error: ProviderError | None = None
+        errors: list[ProviderError] = []
         try:
             for i, ref in enumerate(decision.chain):
                 model = self.catalog.resolve(ref)
@@ -115,6 +116,7 @@ class Responder:
                     break
                 except ProviderError as e:
                     error = e
+                    errors.append(e)
                     log.warning("provider_failed", model=ref, error=str(e), status=e.status, after_text=bool(pieces))
                     if pieces:  # text is already visible: end with a notice, never a silently cut reply
                         break
@@ -128,7 +130,7 @@ class Responder:
 
         if error is not None and not pieces:
             outcome = "failed"
-            stream.push(ALL_FAILED.format(error=_short(error)))
+            stream.push(ALL_FAILED.format(error="; ".join(_short(e) for e in errors)))
         elif error is not None:
             outcome = "cut_off"
             stream.push(CUT_OFF.format(error=_short(error)))
@@ -154,10 +156,11 @@ class Responder:
             outcome=outcome,
         )
         self._observe(record)
+        # written before the lane takes this conversation's next message (so it sees this turn),
+        # after the reply is delivered (so the write costs this reply nothing)
         if reply_text and outcome != "failed":
-            self._spawn(self._persist(msg.conversation, [ChatTurn("user", text), ChatTurn("assistant", reply_text)], record))
-        else:
-            self._spawn(self.store.record_reply(record))
+            await self.store.append(msg.conversation, [ChatTurn("user", text), ChatTurn("assistant", reply_text)])
+        await self.store.record_reply(record)
 
     async def _close_interrupted(self, stream: ReplyStream, msg: InboundMessage, decision, used_model: str, pieces: list[str]) -> None:
         try:
@@ -198,18 +201,8 @@ class Responder:
         m.tokens.labels(r.model, "completion").inc(r.completion_tokens)
         m.cost.labels(r.model).inc(r.cost_usd)
 
-    async def _persist(self, conversation: str, turns: list[ChatTurn], record: ReplyRecord) -> None:
-        await self.store.append(conversation, turns)
-        await self.store.record_reply(record)
-
-    def _spawn(self, coro) -> None:
-        """Writes happen after delivery, off the latency path; kept referenced until done."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def flush(self) -> None:
-        """Wait for pending store writes (shutdown, tests)."""
+        """Wait for interrupted replies to finish posting their closing mark (shutdown, tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 

@@ -1,0 +1,135 @@
+"""The reply pipeline through the real App: fallbacks, failures, commands, timings, history."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.app import App
+from bot.config import ProviderConfig
+from bot.errors import ProviderAuthError, ProviderUnavailable
+from bot.providers.openai_compat import OpenAICompatProvider
+from tests.conftest import make_config
+from tests.fakes.openai_server import FakeOpenAI, Scripted
+from tests.fakes.recording_channel import RecordingChannel
+from tests.fakes.scripted_provider import ScriptedProvider
+
+HOSTED = {
+    "providers": {"hosted": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}},
+    "models": {"hosted/big": {"price": {"input": 1.0, "output": 2.0}}},
+    "routing": {"default": "hosted/big", "use_table": False},
+}
+
+
+async def run(app: App, channel: RecordingChannel, *texts: str, conversation: str = "rec:1") -> None:
+    await app.start()
+    try:
+        for t in texts:
+            await channel.say(t, conversation)
+            await app.dispatcher.drain()
+        await app.responder.flush()
+    finally:
+        await app.stop()
+
+
+async def test_failure_before_first_token_falls_back_to_the_next_model():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider(name="hosted", fail_before=ProviderUnavailable("down", provider="hosted", status=503))
+    local = ScriptedProvider(["from", " local"], name="local")
+    app = App(make_config(**HOSTED), providers={"hosted": hosted, "local": local}, channels=[channel])
+    await app.start()
+    await channel.say("hello")
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    rec = await app.store.last_reply("rec:1")
+    await app.stop()
+    assert channel.replies() == ["from local"]
+    assert len(hosted.requests) == 1 and len(local.requests) == 1
+    assert rec.model == "local/smollm2-135m" and rec.outcome == "fallback"
+
+
+async def test_failure_after_text_ends_with_a_visible_notice():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider(["partial", " answer", " never", " finished"], name="hosted", fail_after=2)
+    local = ScriptedProvider(["unused"], name="local")
+    app = App(make_config(**HOSTED), providers={"hosted": hosted, "local": local}, channels=[channel])
+    await run(app, channel, "hello")
+    (reply,) = channel.replies()
+    assert reply.startswith("partial answer") and "[answer cut off: hosted" in reply
+    assert not local.requests  # the visible text is not silently replaced by another model's
+
+
+async def test_every_model_failing_ends_in_a_notice():
+    channel = RecordingChannel()
+    err = ProviderAuthError("bad key", provider="hosted", status=401)
+    app = App(make_config(**HOSTED), channels=[channel], providers={
+        "hosted": ScriptedProvider(name="hosted", fail_before=err),
+        "local": ScriptedProvider(name="local", fail_before=ProviderUnavailable("no model", provider="local")),
+    })
+    await run(app, channel, "hello")
+    (reply,) = channel.replies()
+    assert reply.startswith("Sorry, I couldn't get an answer") and "AuthError 401" in reply
+    assert "bad key" not in reply  # the provider's raw message stays in the log
+
+
+async def test_real_provider_usage_and_cost_are_kept(tmp_path):
+    channel = RecordingChannel()
+    async with FakeOpenAI("The answer is 42.", ttft=0.02, prompt_tokens=1000, cached_tokens=400) as srv:
+        cfg = make_config(**{**HOSTED, "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}},
+                             "models": {"hosted/big": {"price": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}}})
+        provider = OpenAICompatProvider("hosted", cfg.providers["hosted"])
+        app = App(cfg, channels=[channel], providers={"hosted": provider, "local": ScriptedProvider()})
+        await app.start()
+        await channel.say("what is the answer?")
+        await app.dispatcher.drain()
+        await app.responder.flush()
+        rec = await app.store.last_reply("rec:1")
+        await app.stop()
+    assert channel.replies() == ["The answer is 42."]
+    assert rec.model == "hosted/big" and rec.outcome == "ok"
+    assert rec.prompt_tokens == 1000 and rec.cached_tokens == 400 and rec.completion_tokens == 4
+    assert abs(rec.cost_usd - (600 * 1.0 + 400 * 0.5 + 4 * 2.0) / 1e6) < 1e-12
+    assert rec.ttft >= 0.02 and rec.first_visible >= rec.ttft and rec.total >= rec.first_visible
+    assert "configured default" in rec.route_reason or "hosted/big" in rec.route_reason
+    body = srv.chat_requests[0].body
+    assert body["messages"][0]["role"] == "system" and body["messages"][-1]["content"] == "what is the answer?"
+
+
+async def test_model_command_is_sticky_until_default():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider(["hosted"], name="hosted")
+    local = ScriptedProvider(["local"], name="local")
+    cfg = make_config(**{**HOSTED, "models": {"hosted/big": {"alias": "big"}}})
+    app = App(cfg, channels=[channel], providers={"hosted": hosted, "local": local})
+    await run(app, channel, "/model local", "one", "/model", "/model default", "two", "/model nope")
+    replies = channel.replies()
+    assert replies[0] == "This chat now uses local/smollm2-135m."
+    assert replies[1] == "local"
+    assert "local/smollm2-135m" in replies[2]
+    assert replies[3] == "Back to automatic model choice."
+    assert replies[4] == "hosted"
+    assert replies[5].startswith("Unknown model 'nope'")
+
+
+async def test_status_reports_the_last_reply():
+    channel = RecordingChannel()
+    app = App(make_config(), channels=[channel], providers={"local": ScriptedProvider(["hi"], ttft=0.01)})
+    await run(app, channel, "/status", "hello", "/status")
+    first, _, last = channel.replies()
+    assert "No reply yet" in first
+    assert "Last reply: local/smollm2-135m" in last and "TTFT" in last
+
+
+async def test_interrupt_mode_cancels_and_marks_the_old_reply():
+    channel = RecordingChannel()
+    slow = ScriptedProvider(["word"] * 50, name="local", interval=0.02)
+    app = App(make_config(dispatcher={"queue_mode": "interrupt"}), channels=[channel], providers={"local": slow})
+    await app.start()
+    await channel.say("first")
+    await asyncio.sleep(0.15)
+    await channel.say("second")
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    await app.stop()
+    first, second = channel.replies()
+    assert first.endswith("[…]") and first.startswith("word")
+    assert second == "word" * 50
