@@ -86,7 +86,7 @@ class ModelConfig(_Strict):
 
 
 class RoutingConfig(_Strict):
-    """How the router picks a model; see routing/README_SECTION.md. Unset keys use the shipped table."""
+    """How the router picks a model; see the README's Routing section. Unset keys use the shipped table."""
 
     default: str | None = Field(None, description="model used when nothing more specific applies")
     fallbacks: list[str] = Field(default_factory=list)
