@@ -144,6 +144,7 @@ class App:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.responder.budget.load()
         # providers connect / load in parallel; a provider that fails to start is logged, and
         # routing falls through to the next model when it is asked
         results = await asyncio.gather(*(p.start() for p in self.providers.values()), return_exceptions=True)

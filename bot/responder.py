@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Mapping
 
 import structlog
 
+from bot.budget import Budget
 from bot.commands import Commands, parse_command
 from bot.config import Config
 from bot.dispatcher import Turn
@@ -56,6 +58,7 @@ class Responder:
         self.store = store
         self.metrics = metrics
         self.commands = Commands(catalog, router, store)
+        self.budget = Budget(cfg.budget.monthly_usd, store)
         self._system = ChatTurn("system", cfg.bot.system_prompt)
         self._background: set[asyncio.Task[None]] = set()
 
@@ -84,6 +87,8 @@ class Responder:
             sticky_model=conv.sticky_model, turns=len(history), history_chars=sum(len(t.content) for t in history)
         )
         decision = await self.router.adecide(msg, caps, state)
+        if self.budget.exhausted:
+            decision = self._within_budget(decision)
         messages = (self._system, *history, ChatTurn("user", text))
 
         pieces: list[str] = []
@@ -156,11 +161,18 @@ class Responder:
             outcome=outcome,
         )
         self._observe(record)
+        self.budget.add(cost, record.at)
         # written before the lane takes this conversation's next message (so it sees this turn),
         # after the reply is delivered (so the write costs this reply nothing)
         if reply_text and outcome != "failed":
             await self.store.append(msg.conversation, [ChatTurn("user", text), ChatTurn("assistant", reply_text)])
         await self.store.record_reply(record)
+
+    def _within_budget(self, decision):
+        """The month's budget is spent: keep only free models (the local one is always last)."""
+        free = tuple(ref for ref in decision.chain if (m := self.catalog.get(ref)) and m.price_input == 0 and m.price_output == 0)
+        note = f"monthly budget ${self.budget.monthly_usd:g} reached (${self.budget.spent:.2f} spent): free models only"
+        return replace(decision, chain=free or decision.chain[-1:], reason=f"{note}; {decision.reason}", params={})
 
     async def _close_interrupted(self, stream: ReplyStream, msg: InboundMessage, decision, used_model: str, pieces: list[str]) -> None:
         try:

@@ -133,3 +133,40 @@ async def test_interrupt_mode_cancels_and_marks_the_old_reply():
     first, second = channel.replies()
     assert first.endswith("[…]") and first.startswith("word")
     assert second == "word" * 50
+
+
+async def test_monthly_budget_spent_routes_to_free_models_only():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider(["paid"], name="hosted")
+    local = ScriptedProvider(["free"], name="local")
+    cfg = make_config(**HOSTED, budget={"monthly_usd": 0.01})
+    app = App(cfg, channels=[channel], providers={"hosted": hosted, "local": local})
+    await app.start()
+    await channel.say("one")
+    await app.dispatcher.drain()
+    assert channel.replies() == ["paid"]
+    app.responder.budget.add(0.02)  # the month's spend passes the budget
+    await channel.say("two")
+    await app.dispatcher.drain()
+    rec = await app.store.last_reply("rec:1")
+    await app.stop()
+    assert channel.replies() == ["paid", "free"]
+    assert rec.model == "local/smollm2-135m" and "monthly budget $0.01 reached" in rec.route_reason
+
+
+async def test_budget_spend_is_loaded_from_the_ledger(tmp_path):
+    from bot.budget import Budget
+    from bot.store.base import ReplyRecord
+    from bot.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    import time
+
+    await store.record_reply(ReplyRecord(time.time(), "c", "k", "m", "r", 0.1, 0.1, 0.2, 1, 1, 0, 7.5))
+    budget = Budget(10, store)
+    await budget.load()
+    assert budget.spent == 7.5 and not budget.exhausted
+    budget.add(2.5)
+    assert budget.exhausted
+    await store.close()
