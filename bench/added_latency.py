@@ -99,7 +99,8 @@ async def run(conversations: int, rounds: int, base_url: str, ttft: float, think
     from bot.dispatcher import Dispatcher, Turn
 
     cfg = config.parse({
-        "providers": {"fake": {"kind": "openai", "base_url": base_url, "api_key": "bench", "keepalive_expiry": 300}},
+        "providers": {"fake": {"kind": "openai", "base_url": base_url, "api_key": "bench", "keepalive_expiry": 300,
+                           "warm_connections": 32}},
         "models": {"fake/bench": {"context_window": 128000, "price": {"input": 0.1, "output": 0.1}}},
         "routing": {"default": "fake/bench"},
         "store": {"kind": "memory", "history_turns": 6},

@@ -40,7 +40,8 @@ class ProviderConfig(_Strict):
     timeout: float = Field(60.0, gt=0, description="seconds for one whole model call")
     connect_timeout: float = Field(5.0, gt=0)
     keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection is kept")
-    warm: bool = Field(True, description="open a connection at start-up and re-warm before it expires")
+    warm: bool = Field(True, description="open connections at start-up and re-warm them before they expire")
+    warm_connections: int = Field(4, ge=1, le=256, description="connections kept open and warm for bursts of replies")
     client: Literal["fast", "sdk"] = Field(
         "fast", description="streaming path: 'fast' (aiohttp + json) or 'sdk' (the openai SDK)"
     )

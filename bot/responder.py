@@ -164,9 +164,8 @@ class Responder:
         self.budget.add(cost, record.at)
         # written before the lane takes this conversation's next message (so it sees this turn),
         # after the reply is delivered (so the write costs this reply nothing)
-        if reply_text and outcome != "failed":
-            await self.store.append(msg.conversation, [ChatTurn("user", text), ChatTurn("assistant", reply_text)])
-        await self.store.record_reply(record)
+        turns = [ChatTurn("user", text), ChatTurn("assistant", reply_text)] if reply_text and outcome != "failed" else []
+        await self.store.save_reply(msg.conversation, turns, record)
 
     def _within_budget(self, decision):
         """The month's budget is spent: keep only free models (the local one is always last)."""

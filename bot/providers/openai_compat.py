@@ -102,7 +102,12 @@ class OpenAICompatProvider:
         self._warmer = asyncio.create_task(self._keep_warm(), name=f"warm:{self.name}")
 
     async def warm(self) -> bool:
-        """One cheap request (GET /models) so a connection is open in the pool the replies use."""
+        """Cheap requests (GET /models), `warm_connections` at once, so that many connections are
+        open in the pool the replies use: a burst of replies does not wait for handshakes."""
+        results = await asyncio.gather(*(self._warm_one() for _ in range(self._cfg.warm_connections)))
+        return all(results)
+
+    async def _warm_one(self) -> bool:
         try:
             if self._cfg.client == "sdk":
                 try:

@@ -1,23 +1,30 @@
 """SQLite store (one file under the data directory), with an in-memory front for the hot path.
 
-Reads that sit before the first token (history, sticky model) come from memory after the first
-look-up of a conversation; writes go to SQLite after the reply, off the latency path.
+All SQL runs on one dedicated thread, one hop per operation (a whole read, or a whole write with
+its commit), so the event loop never blocks and a conversation's first message does not queue
+behind several round trips. Reads that sit before the first token (history, sticky model) come
+from memory after a conversation's first look-up, which loads both at once. Writes happen after
+the reply is delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
-
-import aiosqlite
+from typing import Any, Callable, Sequence, TypeVar
 
 from bot.store.base import ConversationRecord, ReplyRecord
 from bot.types import ChatTurn
 
+T = TypeVar("T")
+
 _SCHEMA = """
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   conversation TEXT NOT NULL,
@@ -41,143 +48,163 @@ CREATE INDEX IF NOT EXISTS replies_at ON replies(at);
 CREATE INDEX IF NOT EXISTS replies_conv ON replies(conversation, id);
 """
 
+_REPLY_COLUMNS = (
+    "at, channel, conversation, model, route_reason, ttft, first_visible, total,"
+    " prompt_tokens, completion_tokens, cached_tokens, cost_usd, outcome"
+)
+_INSERT_REPLY = f"INSERT INTO replies({_REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_MESSAGE = "INSERT INTO messages(conversation, role, content, at) VALUES (?, ?, ?, ?)"
+
 _CACHE_CONVERSATIONS = 4096
 _CACHE_TURNS = 200
+
+
+def _reply_row(r: ReplyRecord) -> tuple[Any, ...]:
+    return (r.at, r.channel, r.conversation, r.model, r.route_reason, r.ttft, r.first_visible, r.total,
+            r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd, r.outcome)
 
 
 class SqliteStore:
     def __init__(self, path: str | Path | None) -> None:
         """`path=None` keeps everything in memory (tests, benchmarks, `message send`)."""
         self.path = Path(path).expanduser() if path is not None else None
-        self._db: aiosqlite.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._history: OrderedDict[str, deque[ChatTurn]] = OrderedDict()
         self._convs: dict[str, ConversationRecord] = {}
-        # one statement at a time on the connection, each cursor closed before the next starts
-        self._lock = asyncio.Lock()
+
+    # --- the SQL thread --------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None or self._thread is None:
+            raise RuntimeError("store is not open")
+        conn = self._conn
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, conn)
 
     async def open(self) -> None:
-        if self.path is None:
-            target = ":memory:"
-        else:
+        target = ":memory:"
+        if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target = str(self.path)
-        self._db = await aiosqlite.connect(target)
-        await self._db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + _SCHEMA)
-        await self._db.commit()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(
+            self._thread, lambda: sqlite3.connect(target, check_same_thread=False)
+        )
+        await self._run(lambda c: c.executescript(_SCHEMA))
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._conn is not None and self._thread is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        return self._db
+    @staticmethod
+    def _write(sql: str, rows: list[tuple[Any, ...]]) -> Callable[[sqlite3.Connection], None]:
+        def run(c: sqlite3.Connection) -> None:
+            with c:  # one transaction
+                c.executemany(sql, rows)
 
-    # --- history -----------------------------------------------------------------------------
+        return run
 
-    async def _cached(self, conversation: str) -> deque[ChatTurn]:
+    # --- a conversation's memory -----------------------------------------------------------------
+
+    async def _load(self, conversation: str) -> deque[ChatTurn]:
+        """History and sticky model of a conversation, from memory or in one read."""
         turns = self._history.get(conversation)
         if turns is not None:
             self._history.move_to_end(conversation)
             return turns
-        rows = await self._fetch(
-            "SELECT role, content FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
-            (conversation, _CACHE_TURNS),
-        )
-        turns = deque((ChatTurn(r, c) for r, c in reversed(rows)), maxlen=_CACHE_TURNS)
-        self._history[conversation] = turns
-        if len(self._history) > _CACHE_CONVERSATIONS:
-            self._history.popitem(last=False)
+
+        def read(c: sqlite3.Connection) -> tuple[list[tuple[str, str]], tuple[str | None] | None]:
+            rows = c.execute(
+                "SELECT role, content FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
+                (conversation, _CACHE_TURNS),
+            ).fetchall()
+            state = c.execute("SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,)).fetchone()
+            return rows, state
+
+        rows, state = await self._run(read)
+        turns = self._history.get(conversation)  # another task may have loaded it meanwhile
+        if turns is None:
+            turns = deque((ChatTurn(r, c) for r, c in reversed(rows)), maxlen=_CACHE_TURNS)
+            self._history[conversation] = turns
+            if len(self._history) > _CACHE_CONVERSATIONS:
+                evicted, _ = self._history.popitem(last=False)
+                self._convs.pop(evicted, None)
+        self._convs.setdefault(conversation, ConversationRecord(sticky_model=state[0] if state else None))
         return turns
 
     async def history(self, conversation: str, limit: int) -> list[ChatTurn]:
         if limit <= 0:
             return []
-        turns = await self._cached(conversation)
+        turns = await self._load(conversation)
         if len(turns) <= limit:
             return list(turns)
         return list(turns)[-limit:]
 
-    async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None:
-        cached = await self._cached(conversation)
-        cached.extend(turns)
-        now = time.time()
-        await self._write(
-            "INSERT INTO messages(conversation, role, content, at) VALUES (?, ?, ?, ?)",
-            [(conversation, t.role, t.content, now) for t in turns],
-        )
-
-    async def reset(self, conversation: str) -> None:
-        self._history[conversation] = deque(maxlen=_CACHE_TURNS)
-        await self._write("DELETE FROM messages WHERE conversation = ?", [(conversation,)])
-
-    # --- conversation state ------------------------------------------------------------------
-
     async def conversation(self, conversation: str) -> ConversationRecord:
         rec = self._convs.get(conversation)
         if rec is None:
-            rows = await self._fetch("SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,))
-            row = rows[0] if rows else None
-            rec = ConversationRecord(sticky_model=row[0] if row else None)
-            self._convs[conversation] = rec
+            await self._load(conversation)
+            rec = self._convs[conversation]
         return rec
+
+    async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None:
+        (await self._load(conversation)).extend(turns)
+        now = time.time()
+        await self._run(self._write(_INSERT_MESSAGE, [(conversation, t.role, t.content, now) for t in turns]))
+
+    async def save_reply(self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord) -> None:
+        """A delivered reply: its turns in the history and its record in the ledger, in one write."""
+        if turns:
+            (await self._load(conversation)).extend(turns)
+        now = time.time()
+        messages = [(conversation, t.role, t.content, now) for t in turns]
+        reply = _reply_row(record)
+
+        def write(c: sqlite3.Connection) -> None:
+            with c:
+                if messages:
+                    c.executemany(_INSERT_MESSAGE, messages)
+                c.execute(_INSERT_REPLY, reply)
+
+        await self._run(write)
+
+    async def reset(self, conversation: str) -> None:
+        self._history[conversation] = deque(maxlen=_CACHE_TURNS)
+        await self._run(self._write("DELETE FROM messages WHERE conversation = ?", [(conversation,)]))
 
     async def set_sticky_model(self, conversation: str, model: str | None) -> None:
         self._convs[conversation] = ConversationRecord(sticky_model=model)
-        await self._write(
+        await self._run(self._write(
             "INSERT INTO conversations(conversation, sticky_model) VALUES (?, ?) "
             "ON CONFLICT(conversation) DO UPDATE SET sticky_model = excluded.sticky_model",
             [(conversation, model)],
-        )
+        ))
 
-    # --- ledger ------------------------------------------------------------------------------
+    # --- ledger ----------------------------------------------------------------------------------
 
-    async def record_reply(self, r: ReplyRecord) -> None:
-        await self._write(
-            "INSERT INTO replies(at, channel, conversation, model, route_reason, ttft, first_visible, total,"
-            " prompt_tokens, completion_tokens, cached_tokens, cost_usd, outcome)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.at, r.channel, r.conversation, r.model, r.route_reason, r.ttft, r.first_visible, r.total,
-              r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd, r.outcome)],
-        )
+    async def record_reply(self, record: ReplyRecord) -> None:
+        await self._run(self._write(_INSERT_REPLY, [_reply_row(record)]))
 
     async def last_reply(self, conversation: str) -> ReplyRecord | None:
-        rows = await self._fetch(
-            "SELECT at, channel, conversation, model, route_reason, ttft, first_visible, total, prompt_tokens,"
-            " completion_tokens, cached_tokens, cost_usd, outcome FROM replies WHERE conversation = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (conversation,),
-        )
-        return ReplyRecord(*rows[0]) if rows else None
+        row = await self._run(lambda c: c.execute(
+            f"SELECT {_REPLY_COLUMNS} FROM replies WHERE conversation = ? ORDER BY id DESC LIMIT 1", (conversation,)
+        ).fetchone())
+        return ReplyRecord(*row) if row else None
 
     async def spend_since(self, since: float) -> float:
-        rows = await self._fetch("SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,))
-        return float(rows[0][0]) if rows else 0.0
+        row = await self._run(lambda c: c.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,)
+        ).fetchone())
+        return float(row[0]) if row else 0.0
 
     async def model_stats(self) -> dict[str, tuple[float | None, float | None, int]]:
-        """Per model: median-ish measured TTFT (s), tokens/s, and reply count — for `models list`."""
-        rows = await self._fetch(
+        """Per model: mean measured TTFT (s), tokens/s and reply count — for `models list`."""
+        rows = await self._run(lambda c: c.execute(
             "SELECT model, AVG(ttft), AVG(CASE WHEN total > ttft AND ttft IS NOT NULL"
-            " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model",
-            (),
-        )
+            " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model"
+        ).fetchall())
         return {model: (ttft, tps, n) for model, ttft, tps, n in rows}
-
-    # --- one statement at a time -----------------------------------------------------------------
-
-    async def _fetch(self, sql: str, params: tuple) -> list[tuple]:
-        async with self._lock:
-            cur = await self.db.execute(sql, params)
-            try:
-                return list(await cur.fetchall())
-            finally:
-                await cur.close()
-
-    async def _write(self, sql: str, rows: list[tuple]) -> None:
-        async with self._lock:
-            cur = await self.db.executemany(sql, rows)
-            await cur.close()
-            await self.db.commit()

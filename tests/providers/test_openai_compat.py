@@ -159,3 +159,15 @@ async def test_connects_at_start_and_rewarms_before_expiry():
     assert len([r for r in srv.requests if r.path == "/v1/models"]) >= 2
     assert srv.chat_requests[0].peer_port in {r.peer_port for r in srv.requests if r.path == "/v1/models"}
     assert warm_port is not None
+
+
+async def test_start_opens_the_configured_number_of_warm_connections():
+    async with FakeOpenAI("ok") as srv:
+        p = provider(srv.base_url, warm_connections=5)
+        await p.start()
+        warm_ports = {r.peer_port for r in srv.requests if r.path == "/v1/models"}
+        # five replies at once all find a warm connection: no new one is opened
+        await asyncio.gather(*(collect(p, request()) for _ in range(5)))
+        await p.aclose()
+    assert len(warm_ports) == 5
+    assert {r.peer_port for r in srv.chat_requests} <= warm_ports
