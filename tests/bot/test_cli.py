@@ -121,3 +121,10 @@ def test_run_serves_webchat_and_stops_on_ctrl_c(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_chat_streams_a_terminal_conversation(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], cwd=tmp_path, env=env(tmp_path),
+                       input="What is the capital of France?\n/reset\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Paris" in r.stdout and "Conversation cleared." in r.stdout
