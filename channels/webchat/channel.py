@@ -26,7 +26,7 @@ log = structlog.get_logger("switchboard.webchat")
 
 CAPABILITIES = Capabilities(
     streaming=Streaming.NATIVE,
-    latency_class=LatencyClass.SYNC,
+    latency_class=LatencyClass.SEMI_SYNC,  # a person typing in a chat page, as routing/cli.py maps it
     max_chars=100_000,
     min_edit_interval=0.0,  # our own socket: show every token as it comes
     typing_refresh=60.0,
