@@ -49,6 +49,7 @@ REFUSAL_EVERY = 600.0  # seconds between refusals to one private chat
 _ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: an admin writing as the group
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?=\s|$)")
 _GROUP_TYPES = ("group", "supergroup")
+_YIELDS_BEFORE_REPOLL = 4  # event-loop turns from submit() to the reply's first real wait
 
 
 def make_bot(cfg: TelegramConfig) -> Bot:
@@ -334,6 +335,13 @@ class TelegramChannel:
                 continue
             backoff = 0.5
             await self._process(updates)
+            if updates:
+                # Let the replies just handed over get going (lane -> reply -> typing call and
+                # the responder up to its first real wait) before building the next long poll:
+                # otherwise that request's CPU sits in front of every one of them. An update that
+                # arrives meanwhile waits at the Bot API and comes back with the next poll.
+                for _ in range(_YIELDS_BEFORE_REPOLL):
+                    await asyncio.sleep(0)
 
     async def _process(self, updates: Any) -> None:
         for u in updates:

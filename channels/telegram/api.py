@@ -7,7 +7,8 @@ request sent directly. On the reply path — typing, drafts, edits, the final se
 once — that difference is the runtime's latency budget, so these four calls skip PTB (set
 `fast_calls = false` to send them through PTB's typed methods instead). PTB keeps everything else:
 getMe, polling, webhooks, Update parsing. The request is the same form-encoded POST PTB sends
-(strings as they are, everything else JSON-encoded) to the same base URL, on the same connections.
+(strings as they are, everything else JSON-encoded) to the same base URL, on the same connections;
+the body is encoded here in one pass (aiohttp's FormData costs about five times as much).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 
@@ -45,6 +47,26 @@ def classify(status: int, description: str, kind: str = "") -> PlatformError:
     return PlatformError(f"telegram: HTTP {status}: {description}" if status else f"telegram: {description}")
 
 
+_JSON = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(v, separators=...) builds one per call
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def form_body(params: dict[str, Any]) -> bytes:
+    """`params` as PTB puts them on the wire: strings as they are, anything else as JSON, urlencoded."""
+    parts = []
+    for k, v in params.items():
+        if isinstance(v, str):
+            s = v
+        elif v is True or v is False:
+            s = "true" if v else "false"
+        elif type(v) is int:
+            s = str(v)
+        else:
+            s = _JSON(v)
+        parts.append(f"{quote_plus(k)}={quote_plus(s)}")
+    return "&".join(parts).encode()
+
+
 class FastCalls:
     """POST one Bot API method over the bot's aiohttp session; the result, or a bot.errors error."""
 
@@ -56,9 +78,11 @@ class FastCalls:
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         session = self._request.session
-        data = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in params.items()}
+        data = form_body(params)
         try:
-            async with session.post(self._base + method, data=data, timeout=self._request.default_timeout) as resp:
+            async with session.post(
+                self._base + method, data=data, headers=_FORM, timeout=self._request.default_timeout
+            ) as resp:
                 status = resp.status
                 body = await resp.read()
         except asyncio.TimeoutError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -161,6 +162,8 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self.port = port
         self.delay: dict[str, float] = {}  # method -> seconds to wait before answering
+        self._finals: dict[int, tuple[str, asyncio.Future[None]]] = {}  # chat -> (final text, waiter)
+        self._converse: asyncio.Task[dict[str, Any]] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class FakeTelegram:
         if self.control:
             app.router.add_post("/_control/push", self._control_push)
             app.router.add_get("/_control/state", self._control_state)
+            app.router.add_post("/_control/converse", self._control_converse)
+            app.router.add_get("/_control/converse", self._control_converse_wait)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
@@ -335,6 +340,61 @@ class FakeTelegram:
         delivered = {k: v for k, v in self.delivered_at.items() if k >= first}
         return web.json_response({"calls": calls, "delivered": delivered})
 
+    async def _control_converse(self, request: web.Request) -> web.Response:
+        """Start closed-loop conversations: each chat writes, waits until the bot's message in it
+        shows `final`, reads for a think time (uniform in `think`), writes again; `rounds` times.
+        Arrivals come from here, so the process under test spends nothing on driving them."""
+        body = await request.json()
+        if self._converse is not None and not self._converse.done():
+            return web.json_response({"ok": False, "description": "already running"}, status=409)
+        self._converse = asyncio.get_running_loop().create_task(self.converse(**body))
+        return web.json_response({"ok": True})
+
+    async def _control_converse_wait(self, request: web.Request) -> web.Response:
+        """Long-polls until the conversations started by POST /_control/converse are over."""
+        if self._converse is None:
+            return web.json_response({"ok": False, "description": "nothing running"}, status=404)
+        return web.json_response({"ok": True, "updates": await asyncio.shield(self._converse)})
+
+    async def converse(
+        self,
+        chats: list[int],
+        rounds: int,
+        final: str,
+        text: str = "hi",
+        think: tuple[float, float] = (1.0, 3.0),
+        first_within: float | None = None,
+        timeout: float = 60.0,
+        seed: int | None = None,
+    ) -> dict[str, list[int]]:
+        """Run the conversations here; chat id -> the update ids it sent, in order."""
+        rng = random.Random(seed)
+        lo, hi = think
+        sent: dict[str, list[int]] = {str(c): [] for c in chats}
+        loop = asyncio.get_running_loop()
+
+        async def one(i: int, chat: int) -> None:
+            await asyncio.sleep(rng.uniform(0, hi if first_within is None else first_within))
+            for r in range(rounds):
+                done = loop.create_future()
+                self._finals[chat] = (final, done)
+                upd = self.push_update(self.make_message(chat, text, user_id=10_000 + i))
+                sent[str(chat)].append(upd["update_id"])
+                try:
+                    await asyncio.wait_for(done, timeout)
+                finally:
+                    self._finals.pop(chat, None)
+                if r < rounds - 1:
+                    await asyncio.sleep(rng.uniform(lo, hi))
+
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(chats)))
+        return sent
+
+    def _shown(self, chat_id: int, visible: str) -> None:
+        waiter = self._finals.get(chat_id)
+        if waiter is not None and waiter[0] == visible and not waiter[1].done():
+            waiter[1].set_result(None)
+
     # --- the API ---------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -476,6 +536,8 @@ class FakeTelegram:
         m = SentMessage(chat_id, mid, visible, str(p["text"]), p.get("parse_mode"),
                         thread_id=p.get("message_thread_id"), reply_to=reply_to)
         self.sent.setdefault(chat_id, []).append(m)
+        if self._finals:
+            self._shown(chat_id, visible)
         return self._message_json(m)
 
     async def _m_editMessageText(self, p: dict[str, Any]) -> Any:
@@ -489,6 +551,8 @@ class FakeTelegram:
             raise _ApiError(400, NOT_MODIFIED)
         m.text, m.raw, m.parse_mode = visible, str(p["text"]), p.get("parse_mode")
         m.edits.append((time.monotonic(), visible))
+        if self._finals:
+            self._shown(chat_id, visible)
         return self._message_json(m, edited=True)
 
     async def _m_sendMessageDraft(self, p: dict[str, Any]) -> Any:

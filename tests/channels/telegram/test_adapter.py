@@ -320,3 +320,43 @@ async def test_restart_after_stop(fake: FakeTelegram, make_channel) -> None:
     finally:
         await ch.stop()
     await ch.stop()  # twice is harmless
+
+
+async def test_a_reply_gets_going_before_the_next_long_poll(fake: FakeTelegram, make_channel, monkeypatch) -> None:
+    """The next getUpdates is built only after the reply just handed over has reached its first
+    real wait (lane task -> reply task -> typing task: three turns of the event loop)."""
+    import asyncio
+
+    events: list[str] = []
+
+    class Inbox(RecordingInbox):
+        async def submit(self, msg) -> bool:
+            async def reply() -> None:  # the dispatcher's lane, the reply, its typing call
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                events.append("reply started")
+
+            asyncio.get_running_loop().create_task(reply())
+            events.append("submitted")
+            return await super().submit(msg)
+
+    from telegram import Bot
+
+    real = Bot.get_updates
+
+    async def get_updates(self, *a, **kw):
+        events.append("poll")
+        return await real(self, *a, **kw)
+
+    monkeypatch.setattr(Bot, "get_updates", get_updates)
+    ch = make_channel()
+    inbox = Inbox()
+    await ch.start(inbox)
+    try:
+        fake.push_update(fake.make_message(USER, "hello", message_id=10))
+        await inbox.wait(1)
+        await settle(fake, ch)
+        i = events.index("submitted")
+        assert events[i:i + 3] == ["submitted", "reply started", "poll"]
+    finally:
+        await ch.stop()

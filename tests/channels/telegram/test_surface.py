@@ -223,3 +223,28 @@ def test_token_is_scrubbed_from_error_text() -> None:
 
     msg = "400, message='Bad', url='https://api.telegram.org/bot123456:AAE-secret_x/sendMessage'"
     assert "secret" not in scrub(msg) and "/bot<token>/sendMessage" in scrub(msg)
+
+
+def test_form_body_encodes_like_ptb_and_aiohttp() -> None:
+    """Strings as they are, everything else JSON, urlencoded (what aiohttp's FormData made of it)."""
+    import json
+    from urllib.parse import parse_qsl
+
+    import aiohttp
+
+    from channels.telegram.api import form_body
+
+    params = {
+        "chat_id": -1001234, "text": "a & b = <b>ç</b> + 😀\nnext", "parse_mode": "HTML", "draft_id": 7,
+        "link_preview_options": {"is_disabled": True}, "disable_notification": False,
+        "reply_parameters": {"message_id": 5, "allow_sending_without_reply": True, "quote": "é"},
+    }
+    body = form_body(params)
+    legacy = aiohttp.FormData(
+        {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in params.items()}
+    )()
+    assert body == legacy._value
+    fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    assert fields["text"] == params["text"] and fields["chat_id"] == "-1001234"
+    assert fields["disable_notification"] == "false"
+    assert json.loads(fields["reply_parameters"]) == params["reply_parameters"]
