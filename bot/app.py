@@ -47,12 +47,15 @@ def build_provider(name: str, pc: ProviderConfig) -> Provider:
     return OpenAICompatProvider(name, pc)
 
 
+def store_path(cfg: Config) -> Path:
+    """The SQLite file under the configured data directory."""
+    return Path(cfg.store.data_dir).expanduser() / "switchboard.sqlite3"
+
+
 def build_store(cfg: Config) -> Store:
     from bot.store.sqlite import SqliteStore
 
-    if cfg.store.kind == "memory":
-        return SqliteStore(None)
-    return SqliteStore(Path(cfg.store.data_dir).expanduser() / "switchboard.sqlite3")
+    return SqliteStore(None if cfg.store.kind == "memory" else store_path(cfg))
 
 
 def configured_channels(cfg: Config) -> dict[str, dict[str, Any]]:
@@ -125,6 +128,7 @@ class App:
         )
         self.dispatcher = Dispatcher(
             self.responder,
+            on_duplicate=lambda m: self.metrics.duplicates.labels(m.channel).inc(),
             max_concurrent=cfg.dispatcher.max_concurrent,
             queue_mode=cfg.dispatcher.queue_mode,
             dedupe_window=cfg.dispatcher.dedupe_window,
@@ -158,6 +162,13 @@ class App:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # a channel refused to start (bad token, 409): close what was opened
+            raise
+
+    async def _start(self) -> None:
         await self.store.open()
         await self.responder.budget.load()
         # providers connect / load in parallel; a provider that fails to start is logged, and

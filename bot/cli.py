@@ -29,23 +29,26 @@ def _setup_logs(cfg, *, quiet: bool = False) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     _setup_logs(cfg)
+    import signal
+
     from bot.app import App
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # docker stop / systemd / Ctrl-C: a clean stop
+            loop.add_signal_handler(sig, stop.set)
         app = App(cfg)
         await app.start()
         if "webchat" in app.channels:
             print(f"Switchboard webchat: {app.base_url}/", flush=True)
         print(f"Channels: {', '.join(app.channels) or 'none'}. Ctrl-C stops.", flush=True)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
-            await app.stop()
+            await app.stop()  # replies in progress end with a mark; Telegram confirms its offset
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())
     return EXIT_OK
 
 
@@ -153,11 +156,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 async def _measured(cfg) -> dict[str, tuple[float | None, float | None, int]]:
     """Average TTFT and tokens/s per model from the reply ledger, when there is one."""
-    from pathlib import Path
-
+    from bot.app import store_path
     from bot.store.sqlite import SqliteStore
 
-    path = Path(cfg.store.data_dir).expanduser() / "switchboard.sqlite3"
+    path = store_path(cfg)
     if cfg.store.kind != "sqlite" or not path.exists():
         return {}
     store = SqliteStore(path)
@@ -215,12 +217,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "TOML config file (default: $SWITCHBOARD_CONFIG, ./switchboard.toml, built-in)"
     p = argparse.ArgumentParser(prog="switchboard", description="Answer chat messages with LLMs, fast.")
-    p.add_argument("--config", "-c", help="TOML config file (default: $SWITCHBOARD_CONFIG, ./switchboard.toml, built-in)")
+    p.add_argument("--config", "-c", help=config_help)
+    # `--config` also works after the command (`switchboard run --config x.toml`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", default=argparse.SUPPRESS, help=config_help)
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, parent=sub) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, help=help, description=help)
+        sp = parent.add_parser(name, help=help, description=help, parents=[common])
         sp.set_defaults(func=fn)
         return sp
 

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 
@@ -37,7 +37,7 @@ class ProviderConfig(_Strict):
     kind: Literal["openai", "gemini", "local"]
     base_url: str | None = None
     api_key: SecretStr | None = None
-    timeout: float = Field(60.0, gt=0, description="seconds for one whole model call")
+    timeout: float = Field(60.0, gt=0, description="seconds to wait for the next piece of an answer")
     connect_timeout: float = Field(5.0, gt=0)
     keepalive_expiry: float = Field(300.0, gt=0, description="seconds an idle connection is kept")
     warm: bool = Field(True, description="open connections at start-up and re-warm them before they expire")
@@ -52,6 +52,12 @@ class ProviderConfig(_Strict):
     engine: Literal["auto", "llama_cpp", "mlx"] = "auto"
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_needs_url(self) -> "ProviderConfig":
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required for kind = 'openai' (e.g. https://api.cerebras.ai/v1)")
+        return self
 
     @property
     def has_key(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ from pydantic import BaseModel, SecretStr
 
 from bot.config import Config, parse
 from bot.errors import ConfigError
+from bot.logs import is_secret_key
+
+MASKED = "********"
 
 
 def get_value(cfg: Config, key: str) -> str:
@@ -31,16 +35,28 @@ def get_value(cfg: Config, key: str) -> str:
             node = node[part]
         else:
             raise ConfigError(f"{'.'.join(walked)}: no such key")
+    if is_secret_key(walked[-1]):
+        # a secret asked for by name (channels.telegram.token, providers.x.headers.Authorization):
+        # raw channel tables and header dicts hold plain strings, so the key decides, not the type
+        node = _mask_secret(node)
     return _show(node)
+
+
+def _mask_secret(value: Any) -> Any:
+    """What a value under a secret key shows: "********" unless it is empty or unset."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value == {} or value == []:
+        return value
+    return SecretStr(str(value))  # shown as "********", or as "" when empty
 
 
 def _show(node: Any) -> str:
     if isinstance(node, SecretStr):
-        return "********" if node.get_secret_value() else '""'
+        return MASKED if node.get_secret_value() else '""'
     if isinstance(node, BaseModel):
-        node = node.model_dump(mode="json")
-        return json.dumps(_mask(node), indent=2)
-    if isinstance(node, (dict, list)):
+        node = node.model_dump(mode="python")
+    if isinstance(node, (dict, list, tuple)):
         return json.dumps(_mask(node), indent=2, default=str)
     if isinstance(node, bool):
         return "true" if node else "false"
@@ -50,11 +66,18 @@ def _show(node: Any) -> str:
 
 
 def _mask(node: Any) -> Any:
+    """A JSON-ready copy with every secret masked: SecretStr values, and any value under a key
+    `is_secret_key` names (token, api_key, webhook_secret, Authorization, x-api-key...), at any depth."""
+    if isinstance(node, SecretStr):
+        return MASKED if node.get_secret_value() else ""
+    if isinstance(node, BaseModel):
+        return _mask(node.model_dump(mode="python"))
     if isinstance(node, dict):
-        return {k: ("********" if k in ("api_key", "token", "secret", "signing_secret", "webhook_secret") and v else _mask(v))
-                for k, v in node.items()}
-    if isinstance(node, list):
+        return {k: (_mask(_mask_secret(v)) if is_secret_key(str(k)) else _mask(v)) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
         return [_mask(v) for v in node]
+    if isinstance(node, Enum):
+        return node.value
     return node
 
 

@@ -49,11 +49,13 @@ class Dispatcher:
         self,
         handler: Handler,
         *,
+        on_duplicate: Callable[[InboundMessage], None] | None = None,
         max_concurrent: int = 256,
         queue_mode: QueueMode = "followup",
         dedupe_window: int = 10_000,
     ) -> None:
         self._handler = handler
+        self._on_duplicate = on_duplicate
         self._limit = asyncio.Semaphore(max_concurrent)
         self.queue_mode: QueueMode = queue_mode
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -84,6 +86,8 @@ class Dispatcher:
         """
         if self.is_duplicate(msg):
             self.duplicates += 1
+            if self._on_duplicate is not None:
+                self._on_duplicate(msg)
             log.debug("duplicate_dropped", channel=msg.channel, message_id=msg.message_id)
             return False
         lane = self._lanes.get(msg.conversation)

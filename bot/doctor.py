@@ -101,8 +101,7 @@ async def collect(path: str | None, *, deep: bool) -> list[Check]:
     router = Router(cfg, catalog)
     for problem in router.problems():
         checks.append(Check("routing", False, problem, "fix the model name in [routing] or add it under [models]"))
-    used = {m.provider for m in catalog} | set(cfg.providers)
-    for name in sorted(set(cfg.providers) & used):
+    for name in sorted(cfg.providers):
         pc = cfg.providers[name]
         if pc.kind == "local":
             checks.append(await _check_local(name, pc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import Any, TextIO
 
 from bot.config import Config
@@ -87,14 +88,30 @@ class ConsoleChannel:
 
 
 async def read_line(prompt: str = "> ") -> str | None:
-    """One line from stdin without blocking the event loop; None at end of input."""
-    def _read() -> str | None:
-        try:
-            return input(prompt)
-        except EOFError:
-            return None
+    """One line from stdin without blocking the event loop; None at end of input.
 
-    return await asyncio.to_thread(_read)
+    A daemon thread per line, not the loop's executor: on Ctrl-C the process exits at once
+    instead of waiting for the executor's thread to return from input().
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not done.done():
+            done.set_result(line)
+
+    def read() -> None:
+        try:
+            line: str | None = input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            line = None
+        try:
+            loop.call_soon_threadsafe(deliver, line)
+        except RuntimeError:  # the loop is already closed: nobody is waiting
+            pass
+
+    threading.Thread(target=read, name="console-input", daemon=True).start()
+    return await done
 
 
 def build(cfg: Config, table: dict[str, Any]) -> ConsoleChannel:

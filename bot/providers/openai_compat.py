@@ -87,7 +87,9 @@ class OpenAICompatProvider:
                     keepalive_timeout=self._cfg.keepalive_expiry,
                     ttl_dns_cache=300,
                 ),
-                timeout=aiohttp.ClientTimeout(total=self._cfg.timeout, sock_connect=self._cfg.connect_timeout),
+                # `timeout` bounds the wait for each piece of the answer, not the whole answer: a long
+                # reply that keeps streaming is never cut
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._cfg.connect_timeout, sock_read=self._cfg.timeout),
                 headers=self._headers,
                 raise_for_status=False,
             )
@@ -193,8 +195,10 @@ class OpenAICompatProvider:
                         usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, details.get("cached_tokens") or 0)
         except ProviderError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise ProviderUnavailable(f"{self.name}: {type(e).__name__}: {e}", provider=self.name) from e
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # not the protocol we expect
+            raise ProviderUnavailable(f"{self.name}: malformed stream: {type(e).__name__}", provider=self.name) from e
         finally:
             self._last_used = time.monotonic()
         if finish is None:
@@ -265,6 +269,8 @@ class OpenAICompatProvider:
                         )
         except openai.APIError as e:
             raise self._translate(e) from e
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # chunks not shaped as the protocol says
+            raise ProviderUnavailable(f"{self.name}: malformed stream: {type(e).__name__}", provider=self.name) from e
         finally:
             self._last_used = time.monotonic()
         if finish is None:

@@ -94,6 +94,9 @@ class SqliteStore:
         await self._run(lambda c: c.executescript(_SCHEMA))
 
     async def close(self) -> None:
+        if self._conn is None and self._thread is not None:  # open() failed half-way
+            self._thread.shutdown(wait=False)
+            self._thread = None
         if self._conn is not None and self._thread is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
@@ -113,7 +116,7 @@ class SqliteStore:
     async def _load(self, conversation: str) -> deque[ChatTurn]:
         """History and sticky model of a conversation, from memory or in one read."""
         turns = self._history.get(conversation)
-        if turns is not None:
+        if turns is not None and conversation in self._convs:
             self._history.move_to_end(conversation)
             return turns
 
@@ -148,7 +151,7 @@ class SqliteStore:
         rec = self._convs.get(conversation)
         if rec is None:
             await self._load(conversation)
-            rec = self._convs[conversation]
+            rec = self._convs.get(conversation, ConversationRecord())
         return rec
 
     async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None:
@@ -173,7 +176,7 @@ class SqliteStore:
         await self._run(write)
 
     async def reset(self, conversation: str) -> None:
-        self._history[conversation] = deque(maxlen=_CACHE_TURNS)
+        self._history.pop(conversation, None)  # the next look-up reads history and state afresh
         await self._run(self._write("DELETE FROM messages WHERE conversation = ?", [(conversation,)]))
 
     async def set_sticky_model(self, conversation: str, model: str | None) -> None:

@@ -148,3 +148,39 @@ def test_cli_config_commands(tmp_path, capsys):
     bad = write(tmp_path, "[bot]\nmax_tokens = 0\n")
     assert main(["--config", str(bad), "config", "validate"]) == 2
     assert "bot.max_tokens: Input should be greater than 0" in capsys.readouterr().err
+
+
+TELEGRAM = """
+[providers.corp]
+kind = "openai"
+base_url = "https://llm.corp.example/v1"
+api_key = "${CORP_KEY}"
+headers = { Authorization = "Bearer corp-secret-123", "x-api-key" = "xk-secret-456", "X-Team" = "search" }
+
+[channels.telegram]
+token = "${TELEGRAM_TOKEN}"
+webhook_secret = "wh-secret-789"
+allowed = [1, 2]
+"""
+
+
+def test_config_get_masks_raw_channel_tables_and_headers(tmp_path):
+    cfg = config.load(write(tmp_path, TELEGRAM), env={"CORP_KEY": "ck-abc123", "TELEGRAM_TOKEN": "123456789:AAAAbbbbCCCCddddEEEEffffGGGGhhhhIII"})
+    assert get_value(cfg, "channels.telegram.token") == "********"
+    assert get_value(cfg, "channels.telegram.webhook_secret") == "********"
+    table = get_value(cfg, "channels.telegram")
+    assert "AAAAbbbb" not in table and "wh-secret-789" not in table and '"allowed"' in table
+    assert "AAAAbbbb" not in get_value(cfg, "channels")
+    headers = get_value(cfg, "providers.corp.headers")
+    assert "corp-secret-123" not in headers and "xk-secret-456" not in headers
+    assert '"X-Team": "search"' in headers
+    assert get_value(cfg, "providers.corp.headers.Authorization") == "********"
+    assert get_value(cfg, "providers.corp.headers.X-Team") == "search"
+    everything = get_value(cfg, "providers")
+    assert "corp-secret-123" not in everything and "ck-abc123" not in everything
+    assert get_value(cfg, "bot.max_tokens") != "********"  # a count, not a secret
+
+
+def test_config_get_shows_an_empty_secret_as_empty(tmp_path):
+    cfg = config.load(write(tmp_path, '[channels.telegram]\ntoken = ""\n'), env={})
+    assert get_value(cfg, "channels.telegram.token") == '""'

@@ -67,7 +67,7 @@ async def test_every_model_failing_ends_in_a_notice():
     })
     await run(app, channel, "hello")
     (reply,) = channel.replies()
-    assert reply.startswith("Sorry, I couldn't get an answer") and "AuthError 401" in reply
+    assert reply.startswith("Sorry, I couldn't get an answer") and "hosted: AuthError 401; local: Unavailable" in reply
     assert "bad key" not in reply  # the provider's raw message stays in the log
 
 
@@ -170,3 +170,143 @@ async def test_budget_spend_is_loaded_from_the_ledger(tmp_path):
     budget.add(2.5)
     assert budget.exhausted
     await store.close()
+
+
+async def test_history_carries_the_previous_exchange():
+    channel = RecordingChannel()
+    local = ScriptedProvider(["answer one"])
+    app = App(make_config(), channels=[channel], providers={"local": local})
+    await run(app, channel, "question one", "question two")
+    second = local.requests[1].messages
+    assert [(t.role, t.content) for t in second[1:]] == [
+        ("user", "question one"), ("assistant", "answer one"), ("user", "question two")]
+
+
+async def test_an_empty_answer_moves_down_the_chain():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider([], name="hosted")  # finishes cleanly with no text
+    local = ScriptedProvider(["from local"], name="local")
+    app = App(make_config(**HOSTED), providers={"hosted": hosted, "local": local}, channels=[channel])
+    await run(app, channel, "hello")
+    assert channel.replies() == ["from local"]
+
+
+async def test_an_unexpected_error_ends_typing_and_says_so():
+    class Broken(ScriptedProvider):
+        async def stream(self, req):
+            raise RuntimeError("a bug")
+            yield  # pragma: no cover
+
+    channel = RecordingChannel()  # typing_refresh 1.0 s
+    app = App(make_config(), channels=[channel], providers={"local": Broken()})
+    await app.start()
+    await channel.say("hello")
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    typing_after = len(channel.surfaces[0].of("typing"))
+    await asyncio.sleep(1.2)  # longer than one typing refresh
+    await app.stop()
+    (reply,) = channel.replies()
+    assert reply.startswith("Sorry, something went wrong")
+    assert len(channel.surfaces[0].of("typing")) == typing_after  # typing stopped for good
+
+
+async def test_a_complete_answer_is_delivered_whole_even_if_interrupted_while_delivering():
+    from bot.types import Capabilities, LatencyClass, Markup, Streaming
+
+    slow_edits = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, 4096, min_edit_interval=0.3,
+                              typing_refresh=None, markup=Markup.PLAIN, first_chunk_chars=1)
+    channel = RecordingChannel(slow_edits)
+    provider = ScriptedProvider(["Hello", " there,", " the", " complete", " answer."], interval=0.01)
+    app = App(make_config(dispatcher={"queue_mode": "interrupt"}), channels=[channel], providers={"local": provider})
+    await app.start()
+    await channel.say("first")
+    await asyncio.sleep(0.1)  # generation done, the final edit waits for the 0.3 s interval
+    await channel.say("second")
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    await app.stop()
+    assert channel.replies()[0] == "Hello there, the complete answer."
+
+
+async def test_interrupted_reply_is_recorded_and_charged():
+    channel = RecordingChannel()
+    hosted = ScriptedProvider(["word "] * 100, name="hosted", interval=0.02)
+    cfg = make_config(**HOSTED, dispatcher={"queue_mode": "interrupt"})
+    app = App(cfg, channels=[channel], providers={"hosted": hosted, "local": ScriptedProvider()})
+    await app.start()
+    await channel.say("first")
+    await asyncio.sleep(0.2)
+    spent_before = app.responder.budget.spent
+    await channel.say("second")
+    await app.dispatcher.drain()
+    await app.responder.flush()
+    rows = await app.store._run(lambda c: c.execute("SELECT outcome, completion_tokens, cost_usd FROM replies").fetchall())
+    await app.stop()
+    outcomes = [r[0] for r in rows]
+    assert "interrupted" in outcomes
+    interrupted = rows[outcomes.index("interrupted")]
+    assert interrupted[1] > 0 and interrupted[2] > 0  # estimated from the text streamed so far
+    assert app.responder.budget.spent > spent_before
+
+
+async def test_spend_from_real_usage_counts_against_the_budget():
+    channel = RecordingChannel()
+    async with FakeOpenAI("ok", prompt_tokens=1_000_000) as srv:  # one reply costs $1 of input
+        cfg = make_config(**{**HOSTED, "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}}},
+                          budget={"monthly_usd": 1.0})
+        provider = OpenAICompatProvider("hosted", cfg.providers["hosted"])
+        app = App(cfg, channels=[channel], providers={"hosted": provider, "local": ScriptedProvider(["free"])})
+        await run(app, channel, "one", "two")
+    assert channel.replies() == ["ok", "free"]
+
+
+async def test_an_undelivered_reply_is_not_written_into_history():
+    from bot.errors import PlatformError
+
+    channel = RecordingChannel()
+    local = ScriptedProvider(["lost"])
+    app = App(make_config(), channels=[channel], providers={"local": local})
+    await app.start()
+    original = channel.surface
+
+    def failing_surface(msg):
+        s = original(msg)
+        if len(channel.surfaces) == 1:
+            s.fail_when("send", PlatformError("platform down"), lambda c: True, times=99)
+        return s
+
+    channel.surface = failing_surface
+    await channel.say("first")
+    await app.dispatcher.drain()
+    await channel.say("second")
+    await app.dispatcher.drain()
+    rows = await app.store._run(lambda c: c.execute("SELECT outcome FROM replies ORDER BY id").fetchall())
+    await app.stop()
+    assert [t.content for t in local.requests[1].messages[1:]] == ["second"]  # "lost" never reached it
+    assert [r[0] for r in rows] == ["undelivered", "ok"]
+
+
+async def test_duplicates_are_counted_in_metrics():
+    channel = RecordingChannel()
+    app = App(make_config(), channels=[channel], providers={"local": ScriptedProvider()})
+    await app.start()
+    msg = await channel.say("hi")
+    await app.dispatcher.submit(msg)
+    await app.dispatcher.drain()
+    body = app.metrics.render().decode()
+    await app.stop()
+    assert 'switchboard_duplicates_dropped_total{channel="rec"} 1.0' in body
+
+
+async def test_a_channel_that_fails_to_start_leaves_nothing_open():
+    class Refusing(RecordingChannel):
+        async def start(self, inbox):
+            raise RuntimeError("409 Conflict")
+
+    app = App(make_config(), channels=[Refusing()], providers={"local": ScriptedProvider()})
+    try:
+        await app.start()
+    except RuntimeError:
+        pass
+    assert app._runner is None and app.store._conn is None

@@ -24,6 +24,8 @@ class Scripted:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     break_after: int | None = None  # drop the connection after this many content chunks
+    raw_chunks: list[bytes] | None = None  # send these SSE data payloads instead of the reply
+    no_finish: bool = False  # end cleanly with [DONE] but never send a finish_reason
 
 
 @dataclass
@@ -151,6 +153,12 @@ class FakeOpenAI:
         if self.ttft:
             await asyncio.sleep(self.ttft)
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+        if scripted.raw_chunks is not None:
+            for raw in scripted.raw_chunks:
+                await resp.write(b"data: " + raw + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+            return resp
         for i, piece in enumerate(pieces):
             if scripted.break_after is not None and i >= scripted.break_after:
                 request.transport.close()  # type: ignore[union-attr]
@@ -160,6 +168,10 @@ class FakeOpenAI:
             delta = {"content": piece} if i else {"role": "assistant", "content": piece}
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if scripted.no_finish:
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+            return resp
         if scripted.break_after is not None:  # every piece sent, then dropped before the finish
             request.transport.close()  # type: ignore[union-attr]
             return resp

@@ -171,3 +171,31 @@ async def test_start_opens_the_configured_number_of_warm_connections():
         await p.aclose()
     assert len(warm_ports) == 5
     assert {r.peer_port for r in srv.chat_requests} <= warm_ports
+
+
+async def test_clean_end_without_finish_reason_is_an_error():
+    async with FakeOpenAI("one two three") as srv:
+        srv.script.append(Scripted(no_finish=True))
+        p = provider(srv.base_url, warm=False)
+        with pytest.raises(ProviderUnavailable, match="before the answer was complete"):
+            await collect(p, request())
+        await p.aclose()
+
+
+@pytest.mark.parametrize("raw", [b"1", b'{"choices": [null]}', b"not json", b'{"choices": [{"delta": 5}]}'])
+async def test_malformed_chunks_are_unavailable_not_a_crash(raw):
+    async with FakeOpenAI("x") as srv:
+        srv.script.append(Scripted(raw_chunks=[raw]))
+        p = provider(srv.base_url, warm=False)
+        with pytest.raises(ProviderUnavailable):
+            await collect(p, request())
+        await p.aclose()
+
+
+async def test_timeout_bounds_each_wait_not_the_whole_answer():
+    # 12 pieces 0.1 s apart: 1.2 s in all, longer than the 0.5 s timeout, yet never idle that long
+    async with FakeOpenAI(" ".join(["w"] * 12), token_interval=0.1) as srv:
+        p = provider(srv.base_url, warm=False, timeout=0.5)
+        deltas = await collect(p, request())
+        await p.aclose()
+    assert "".join(d.text for d in deltas).count("w") == 12

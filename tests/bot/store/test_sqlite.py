@@ -47,3 +47,34 @@ async def test_sticky_model_and_ledger(tmp_path):
     last = await s.last_reply("c")
     assert last is not None and last.cost_usd == 0.5 and last.route_reason == "because"
     await s.close()
+
+
+async def test_reset_as_first_message_then_conversation_works(tmp_path):
+    """/reset on a conversation never looked up (or evicted) must not break its next message."""
+    s = SqliteStore(tmp_path / "x.sqlite3")
+    await s.open()
+    await s.set_sticky_model("c", "m/x")
+    fresh = SqliteStore(tmp_path / "x.sqlite3")
+    await fresh.open()
+    await fresh.reset("c")
+    assert (await fresh.conversation("c")).sticky_model == "m/x"
+    assert await fresh.history("c", 5) == []
+    await fresh.append("c", [ChatTurn("user", "hi")])
+    assert [t.content for t in await fresh.history("c", 5)] == ["hi"]
+    await fresh.close()
+    await s.close()
+
+
+async def test_concurrent_first_lookups_share_one_cache_entry(tmp_path):
+    import asyncio
+
+    s = SqliteStore(tmp_path / "x.sqlite3")
+    await s.open()
+    await s.append("c", [ChatTurn("user", "old")])
+    fresh = SqliteStore(tmp_path / "x.sqlite3")
+    await fresh.open()
+    a, b = await asyncio.gather(fresh.history("c", 5), fresh.history("c", 5))
+    await fresh.append("c", [ChatTurn("user", "new")])
+    assert [t.content for t in await fresh.history("c", 5)] == ["old", "new"]  # one deque, not two
+    await fresh.close()
+    await s.close()
