@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot.store.base import Store
 from bot.types import InboundMessage
 from routing.catalog import Catalog, UnknownModel
+from routing.directives import DEFAULT, parse_model_directive
 from routing.router import Router
 
 HELP = (
@@ -67,10 +68,11 @@ class Commands:
             if conv.sticky_model:
                 return f"This chat uses {conv.sticky_model} (set with /model). /model default goes back to automatic."
             return "This chat picks a model automatically for each message. /model NAME picks one."
-        name = args.split()[0]
-        if name.lower() in ("default", "auto", "reset"):
+        name = parse_model_directive(f"/model {args.split()[0]}")
+        if name == DEFAULT:
             await self.store.set_sticky_model(msg.conversation, None)
             return "Back to automatic model choice."
+        assert name is not None
         try:
             model = self.catalog.resolve(name)
         except UnknownModel:
