@@ -120,21 +120,31 @@ class Dispatcher:
                 turn = self._next_turn(lane)
                 async with self._limit:
                     self.active += 1
-                    lane.current = asyncio.create_task(self._handler(turn), name=f"reply:{key}")
                     try:
-                        await asyncio.wait((lane.current,))
+                        if self.queue_mode == "interrupt":
+                            await self._run_cancellable(key, lane, turn)
+                        else:  # no one cancels a reply: run it in the lane's own task (one hop less)
+                            await self._handler(turn)
+                    except Exception as exc:  # noqa: BLE001 - one failed reply must not stop the lane
+                        log.error("reply_failed", conversation=key, error=repr(exc), exc_info=exc)
                     finally:
                         self.active -= 1
-                    current, lane.current = lane.current, None
-                    if not current.cancelled() and current.exception() is not None:
-                        exc = current.exception()
-                        log.error("reply_failed", conversation=key, error=repr(exc), exc_info=exc)
         finally:
             lane.worker = None
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
             if not self._lanes:
                 self._idle.set()
+
+    async def _run_cancellable(self, key: str, lane: _Lane, turn: Turn) -> None:
+        """The reply in a task of its own, so a newer message can cancel it and not the lane."""
+        lane.current = asyncio.create_task(self._handler(turn), name=f"reply:{key}")
+        try:
+            await asyncio.wait((lane.current,))
+        finally:
+            current, lane.current = lane.current, None
+        if not current.cancelled() and current.exception() is not None:
+            raise current.exception()  # type: ignore[misc]
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -156,8 +156,9 @@ class ReplyStream:
         if self._live:
             self._ensure_worker()
         if not self._typing_stopped and self._typing_task is None:
+            # scheduled, not awaited: it goes out at the caller's next wait (routing, the provider
+            # request), so the model call starts first and typing follows within a millisecond
             self._typing_task = asyncio.create_task(self._typing_loop(), name="reply-typing")
-            await asyncio.sleep(0)  # let the typing call go out now; its answer is not awaited
 
     def push(self, text: str) -> None:
         """Append a model delta. Never blocks; delivery happens in the stream's background task."""

@@ -541,10 +541,12 @@ async def test_typing_goes_out_at_once_without_waiting_for_its_answer() -> None:
     rs = ReplyStream(surface, make_caps(Streaming.EDIT, typing=4.0))
     t0 = time.perf_counter()
     await rs.start()
+    assert not surface.of("typing")  # scheduled: the caller's own request (the model call) goes first
+    await asyncio.sleep(0)  # the caller's next wait
     t1 = time.perf_counter()
     (typing,) = surface.of("typing")
     assert t0 <= typing.start <= t1
-    assert typing.end is None  # start() returned while the call was still in flight
+    assert typing.end is None  # in flight; nothing waits for its answer
     assert rs.typing_at is not None and t0 <= rs.typing_at <= t1
     # The first text is not held back by the slow typing call.
     rs.push("An answer that starts right away")
