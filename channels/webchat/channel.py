@@ -3,11 +3,29 @@
 Protocol (JSON text frames). Browser -> server: {"type": "message", "id": "<client id>",
 "text": "..."}. Server -> browser: {"type": "typing"}; {"type": "start", "reply": n};
 {"type": "delta", "reply": n, "text": "..."} (append); {"type": "replace", "reply": n, "text": "..."};
-{"type": "end", "reply": n, "text": "<final part>"}.
+{"type": "end", "reply": n, "text": "<final part>"}; {"type": "error", "text": "..."}.
+
+Limits and safety:
+- Frames up to HARD_CAP bytes (4 MiB, more when `bot.max_input_chars` needs it) are read, so text
+  over `bot.max_input_chars` reaches the runtime and gets its polite "too long" refusal. A frame
+  over the cap is refused by aiohttp from the frame header, before its payload is read; the stream
+  can't be resynchronised after that, so the socket closes with 1009 (message too big). The page
+  knows the cap (MAX_FRAME) and refuses such input itself with a notice, so only other clients
+  ever see the 1009.
+- A WebSocket upgrade carrying an `Origin` header is accepted only when that origin's host:port is
+  the request's `Host` (or `X-Forwarded-Host`, which a web page can't set): any other page the
+  operator visits gets 403 and can't drive the bot or spend its API keys. Requests without an
+  Origin (non-browser clients) are accepted. Behind a reverse proxy, pass the public Host on
+  (nginx: `proxy_set_header Host $host;`) or set X-Forwarded-Host.
+- Shutdown: `stop()` only stops taking messages (new ones get an error frame, new sockets 503);
+  the replies in flight still end on the open sockets with their closing mark, and `aclose()`,
+  which the App calls after them, closes the sockets (1001 going away).
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import itertools
 import json
 import uuid
@@ -15,7 +33,8 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from yarl import URL
 
 from bot.config import Config, WebchatConfig
 from bot.errors import MessageGone
@@ -34,7 +53,8 @@ CAPABILITIES = Capabilities(
     first_chunk_chars=1,
 )
 
-MAX_FRAME = 1_000_000
+HARD_CAP = 4 * 1024 * 1024  # bytes per frame; text past bot.max_input_chars is refused by the runtime
+SHUTTING_DOWN = "The bot is shutting down; please send that again in a moment."
 
 
 class WebchatSurface:
@@ -101,21 +121,32 @@ class WebchatChannel:
 
     def __init__(self, cfg: WebchatConfig, *, max_input_chars: int) -> None:
         self.cfg = cfg
-        self._max_frame = min(max_input_chars * 4 + 1024, MAX_FRAME)
+        # room for max_input_chars of any text, JSON-escaped (\uXXXX is 6 bytes), never under the cap
+        self._max_frame = max(HARD_CAP, max_input_chars * 6 + 4096)
         self._inbox: Inbox | None = None
-        self._sockets: dict[str, web.WebSocketResponse] = {}
-        self._page = resources.files("channels.webchat").joinpath("index.html").read_text(encoding="utf-8")
-        self._page = self._page.replace("{{title}}", cfg.title)
+        self._accepting = False
+        self._sockets: set[web.WebSocketResponse] = set()  # one per connection: two tabs of one session are two
+        page = resources.files("channels.webchat").joinpath("index.html").read_text(encoding="utf-8")
+        self._page = page.replace("{{title}}", html.escape(cfg.title)).replace("{{max_frame}}", str(self._max_frame))
 
     def http_routes(self) -> list[web.RouteDef]:
         return [web.get("/", self._index), web.get("/ws", self._socket)]
 
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
+        self._accepting = True
 
     async def stop(self) -> None:
-        for ws in list(self._sockets.values()):
-            await ws.close()
+        """Stop taking messages; the sockets stay open for the replies still in flight (see aclose)."""
+        self._accepting = False
+
+    async def aclose(self) -> None:
+        """Close every browser socket (the App calls this once the replies in flight have ended)."""
+        self._accepting = False
+        sockets = list(self._sockets)
+        self._sockets.clear()
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                               for ws in sockets), return_exceptions=True)
 
     def capabilities(self, msg: InboundMessage) -> Capabilities:
         return CAPABILITIES
@@ -126,19 +157,26 @@ class WebchatChannel:
     async def _index(self, _: web.Request) -> web.Response:
         return web.Response(text=self._page, content_type="text/html")
 
-    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            log.warning("webchat.cross_origin_refused", origin=request.headers.get(hdrs.ORIGIN, "")[:200],
+                        host=request.host[:200])
+            return web.Response(status=403, text="cross-origin WebSocket refused")
+        if not self._accepting:
+            return web.Response(status=503, text="shutting down")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame)
         await ws.prepare(request)
         session = request.query.get("session") or uuid.uuid4().hex
         conversation = f"webchat:{session[:64]}"
-        self._sockets[conversation] = ws
+        self._sockets.add(ws)
         try:
             async for frame in ws:
-                if frame.type != WSMsgType.TEXT:
-                    continue
-                await self._receive(ws, conversation, frame.data)
+                if frame.type == WSMsgType.TEXT:
+                    await self._receive(ws, conversation, frame.data)
+                elif frame.type == WSMsgType.ERROR:  # e.g. a frame over the cap: aiohttp closes with 1009
+                    log.info("webchat.socket_error", error=str(frame.data)[:200], close_code=ws.close_code)
         finally:
-            self._sockets.pop(conversation, None)
+            self._sockets.discard(ws)
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse, conversation: str, data: str) -> None:
@@ -148,9 +186,12 @@ class WebchatChannel:
             if not isinstance(text, str):
                 raise TypeError("text must be a string")
         except (ValueError, KeyError, TypeError) as e:
-            await ws.send_str(json.dumps({"type": "error", "text": f"malformed message: {e}"}))
+            await ws.send_str(json.dumps({"type": "error", "text": f"malformed message: {str(e)[:200]}"}))
             return
-        if not text.strip() or self._inbox is None:
+        if not text.strip():
+            return
+        if not self._accepting or self._inbox is None:
+            await ws.send_str(json.dumps({"type": "error", "text": SHUTTING_DOWN}))
             return
         msg = InboundMessage(
             channel=self.name,
@@ -162,6 +203,29 @@ class WebchatChannel:
             platform=ws,
         )
         await self._inbox.submit(msg)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin (not a browser), or an Origin whose host:port is the one this request was sent to."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True
+    try:
+        o = URL(origin)
+        if o.scheme not in ("http", "https") or not o.host:
+            return False  # "null" (sandboxed frames, file: pages) and anything odd
+        want = (o.host.lower(), o.port)
+        hosts = [request.host]
+        forwarded = request.headers.get("X-Forwarded-Host")
+        if forwarded:
+            hosts.append(forwarded.split(",")[0].strip())
+        for host in hosts:
+            h = URL(f"{o.scheme}://{host}")  # a Host without a port means the origin scheme's default
+            if h.host and (h.host.lower(), h.port) == want:
+                return True
+    except ValueError:
+        return False
+    return False
 
 
 def build(cfg: Config, table: dict[str, Any]) -> WebchatChannel:

@@ -51,3 +51,31 @@ async def test_question_typed_in_the_page_streams_an_answer(tmp_path):
     growing = [s for s in dict.fromkeys(seen) if s]
     assert len(growing) >= 5, growing  # it streamed in, several visible steps
     assert all(final.startswith(s) for s in growing)
+
+
+async def test_page_refuses_a_message_over_the_frame_cap_with_a_notice():
+    from channels.webchat.channel import HARD_CAP
+
+    provider = ScriptedProvider(["fine"])
+    app = App(make_config(), providers={"local": provider})
+    await app.start()
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = await browser.new_page()
+            await page.goto(app.base_url + "/")
+            await page.evaluate(f"document.getElementById('text').value = 'x'.repeat({HARD_CAP})")
+            await page.click("#send")
+            notice = await page.wait_for_selector(".msg.notice", timeout=15_000)
+            text = await notice.text_content()
+            await page.fill("#text", "still there?")
+            await page.click("#send")
+            await page.wait_for_selector(".msg.bot[data-done='1']", timeout=15_000)
+            answer = await page.text_content(".msg.bot")
+            users = await page.locator(".msg.user").count()
+            await browser.close()
+    finally:
+        await app.stop()
+    assert "too large" in text and "shorten" in text
+    assert answer == "fine" and users == 1  # the big one was never sent, the socket still works
+    assert len(provider.requests) == 1

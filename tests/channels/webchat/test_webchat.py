@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiohttp
@@ -100,3 +101,138 @@ async def test_healthz_and_metrics():
     finally:
         await app.stop()
     assert 'switchboard_replies_total{channel="webchat",model="local/smollm2-135m",outcome="ok"} 1.0' in body
+
+
+# --- review fixes: shutdown order, big frames, two tabs, cross-origin pages ----------------------
+
+
+async def test_shutdown_mark_reaches_the_browser_before_the_socket_closes():
+    provider = ScriptedProvider(["one"] + [" more"] * 200, interval=0.05)
+    app = App(make_config(), providers={"local": provider})
+    await app.start()
+    stopped = False
+    try:
+        async with aiohttp.ClientSession() as s, s.ws_connect(f"{app.base_url}/ws?session=t5") as ws:
+            await ws.send_json({"type": "message", "id": "1", "text": "talk for a while"})
+            async with asyncio.timeout(10):
+                async for frame in ws:  # wait until the reply is streaming
+                    if json.loads(frame.data)["type"] == "delta":
+                        break
+            stopping = asyncio.create_task(app.stop())
+            frames = await frames_until_end(ws)
+            await stopping
+            stopped = True
+            assert frames[-1]["type"] == "end" and frames[-1]["text"].endswith("[…]"), frames[-3:]
+            async with asyncio.timeout(10):
+                assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        if not stopped:
+            await app.stop()
+
+
+async def test_channel_stop_refuses_new_messages_but_keeps_sockets_open_until_aclose():
+    app = App(make_config(), providers={"local": ScriptedProvider(["ok"])})
+    await app.start()
+    channel = app.channels["webchat"]
+    try:
+        async with aiohttp.ClientSession() as s, s.ws_connect(f"{app.base_url}/ws?session=t6") as ws:
+            await channel.stop()
+            assert not ws.closed
+            await ws.send_json({"type": "message", "id": "1", "text": "anyone there?"})
+            frames = await frames_until_end(ws)
+            assert frames[-1]["type"] == "error" and "shutting down" in frames[-1]["text"]
+            await channel.aclose()
+            async with asyncio.timeout(10):
+                msg = await ws.receive()
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+    finally:
+        await app.stop()
+
+
+async def test_text_far_over_max_input_chars_gets_the_polite_refusal():
+    provider = ScriptedProvider(["fine"])
+    app = App(make_config(bot={"max_input_chars": 50}), providers={"local": provider})
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as s, s.ws_connect(f"{app.base_url}/ws?session=t7") as ws:
+            await ws.send_json({"type": "message", "id": "1", "text": "é" * 300_000})  # ~600 KB frame
+            refusal = await frames_until_end(ws)
+            assert refusal[-1]["type"] == "end" and "too long" in refusal[-1]["text"]
+            await ws.send_json({"type": "message", "id": "2", "text": "still there?"})
+            assert (await frames_until_end(ws))[-1]["text"] == "fine"
+    finally:
+        await app.stop()
+    assert len(provider.requests) == 1
+
+
+async def test_frame_over_the_hard_cap_is_refused_with_message_too_big():
+    from channels.webchat.channel import HARD_CAP
+
+    app = App(make_config(), providers={"local": ScriptedProvider(["fine"])})
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as s, s.ws_connect(f"{app.base_url}/ws?session=t8") as ws:
+            big = json.dumps({"type": "message", "id": "1", "text": "x" * (HARD_CAP + 10)})
+            sending = asyncio.create_task(ws.send_str(big))
+            async with asyncio.timeout(10):
+                msg = await ws.receive()
+            with contextlib.suppress(ConnectionError):  # the server may drop the rest of the upload
+                await sending
+            # aiohttp rejects it from the frame header, before reading it: the socket can't carry on
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+        async with aiohttp.ClientSession() as s, s.ws_connect(f"{app.base_url}/ws?session=t8") as ws:
+            await ws.send_json({"type": "message", "id": "2", "text": "still there?"})  # a new socket works
+            assert (await frames_until_end(ws))[-1]["text"] == "fine"
+        # the page learns the cap and refuses such input itself, with a notice
+        async with aiohttp.ClientSession() as s, s.get(f"{app.base_url}/") as r:
+            page = await r.text()
+        assert f"const MAX_FRAME = {HARD_CAP};" in page and "{{" not in page
+    finally:
+        await app.stop()
+
+
+async def test_two_tabs_of_one_session_both_stay_registered():
+    app = App(make_config(), providers={"local": ScriptedProvider(["ok"])})
+    await app.start()
+    channel = app.channels["webchat"]
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(f"{app.base_url}/ws?session=same") as a, \
+                    s.ws_connect(f"{app.base_url}/ws?session=same") as b:
+                await a.send_json({"type": "message", "id": "1", "text": "from a"})
+                assert (await frames_until_end(a))[-1]["text"] == "ok"
+                await app.responder.flush()
+                await b.send_json({"type": "message", "id": "2", "text": "from b"})
+                assert (await frames_until_end(b))[-1]["text"] == "ok"
+                assert len(channel._sockets) == 2
+                await channel.aclose()  # closes both tabs, not only the last one opened
+                async with asyncio.timeout(10):
+                    for ws in (a, b):
+                        assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        await app.stop()
+
+
+async def test_cross_origin_websocket_is_refused():
+    app = App(make_config(), providers={"local": ScriptedProvider(["ok"])})
+    await app.start()
+    host = app.base_url.removeprefix("http://")
+    try:
+        async with aiohttp.ClientSession() as s:
+            for origin in ("http://evil.example", f"http://{host}.evil.example", "null",
+                           f"https://{host.split(':')[0]}:1"):
+                try:
+                    async with s.ws_connect(f"{app.base_url}/ws?session=x", headers={"Origin": origin}):
+                        raise AssertionError(f"{origin} was let in")
+                except aiohttp.WSServerHandshakeError as e:
+                    assert e.status == 403, origin
+            # the page itself (same origin) and clients that send no Origin are fine
+            async with s.ws_connect(f"{app.base_url}/ws?session=y", headers={"Origin": app.base_url}) as ws:
+                await ws.send_json({"type": "message", "id": "1", "text": "hi"})
+                assert (await frames_until_end(ws))[-1]["text"] == "ok"
+            async with s.ws_connect(f"{app.base_url}/ws?session=z") as ws:
+                await ws.send_json({"type": "message", "id": "1", "text": "hi"})
+                assert (await frames_until_end(ws))[-1]["text"] == "ok"
+    finally:
+        await app.stop()
