@@ -93,6 +93,31 @@ def tune_gc() -> None:
     gc.set_threshold(max(gen0, 50_000), gen1, gen2)
 
 
+def config_secrets(cfg: Config) -> list[str]:
+    """Every secret value in the config, so logs can mask it wherever it shows up."""
+    from bot.logs import is_secret_key
+
+    out: list[str] = []
+    for pc in cfg.providers.values():
+        if pc.api_key is not None:
+            out.append(pc.api_key.get_secret_value())
+        out += [v for k, v in pc.headers.items() if is_secret_key(k)]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(v, str) and is_secret_key(str(k)):
+                    out.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cfg.channels.model_extra or {})
+    return [v for v in out if v]
+
+
 class App:
     """Everything running: store, providers, dispatcher, the HTTP server and the channels."""
 
@@ -106,6 +131,9 @@ class App:
         serve_http: bool = True,
     ) -> None:
         self.cfg = cfg
+        from bot.logs import register_secrets
+
+        register_secrets(config_secrets(cfg))
         self.catalog = Catalog.from_config(cfg)
         self.router = Router(cfg, self.catalog)
         self.metrics = Metrics()

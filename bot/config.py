@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bot.errors import ConfigError
 
@@ -24,6 +24,14 @@ DEFAULT_FILENAME = "switchboard.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 LOCAL_DEFAULT_MODEL = "local/smollm2-135m"
+
+# OpenAI-compatible endpoints a provider of that name gets when its base_url is not set
+KNOWN_ENDPOINTS = {
+    "cerebras": "https://api.cerebras.ai/v1",
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1/",
+    "groq": "https://api.groq.com/openai/v1",
+}
 
 
 class _Strict(BaseModel):
@@ -52,12 +60,6 @@ class ProviderConfig(_Strict):
     engine: Literal["auto", "llama_cpp", "mlx"] = "auto"
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = None
-
-    @model_validator(mode="after")
-    def _endpoint_needs_url(self) -> "ProviderConfig":
-        if self.kind == "openai" and not self.base_url:
-            raise ValueError("base_url is required for kind = 'openai' (e.g. https://api.cerebras.ai/v1)")
-        return self
 
     @property
     def has_key(self) -> bool:
@@ -186,10 +188,20 @@ class Config(_Strict):
 
     @field_validator("providers")
     @classmethod
-    def _local_always_present(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
-        if "local" not in v:
-            v = {**v, "local": ProviderConfig(kind="local")}
-        return v
+    def _complete_providers(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        """The bundled local provider is always there; well-known endpoints need no base_url."""
+        out = dict(v)
+        for name, pc in v.items():
+            if pc.kind == "openai" and not pc.base_url:
+                if name not in KNOWN_ENDPOINTS:
+                    raise ValueError(
+                        f"providers.{name}.base_url is required for kind = 'openai' "
+                        f"(known without it: {', '.join(sorted(KNOWN_ENDPOINTS))})"
+                    )
+                out[name] = pc.model_copy(update={"base_url": KNOWN_ENDPOINTS[name]})
+        if "local" not in out:
+            out["local"] = ProviderConfig(kind="local")
+        return out
 
     def channel_table(self, name: str) -> dict[str, Any] | None:
         """The raw table of a channel not typed here (e.g. telegram), or None when absent."""

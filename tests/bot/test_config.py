@@ -184,3 +184,10 @@ def test_config_get_masks_raw_channel_tables_and_headers(tmp_path):
 def test_config_get_shows_an_empty_secret_as_empty(tmp_path):
     cfg = config.load(write(tmp_path, '[channels.telegram]\ntoken = ""\n'), env={})
     assert get_value(cfg, "channels.telegram.token") == '""'
+
+
+def test_openai_kind_needs_a_base_url_unless_well_known():
+    cfg = config.parse({"providers": {"cerebras": {"kind": "openai", "api_key": "k"}}})
+    assert cfg.providers["cerebras"].base_url == "https://api.cerebras.ai/v1"
+    with pytest.raises(ConfigError, match="providers.myllm.base_url is required"):
+        config.parse({"providers": {"myllm": {"kind": "openai"}}})

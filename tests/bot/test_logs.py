@@ -141,3 +141,16 @@ def test_standard_logging_records_are_redacted(capture, caplog):
     assert "retrying https://api.telegram.org/bot***/getUpdates" in caplog.text
     assert "connect failed bot***/getMe" in caplog.text
     assert TG_TOKEN not in caplog.text
+
+
+def test_app_registers_every_config_secret_with_the_logs():
+    from bot.app import config_secrets
+    from bot.config import parse
+
+    cfg = parse({
+        "providers": {"c": {"kind": "openai", "base_url": "http://x/v1", "api_key": "csk-provider-key",
+                            "headers": {"X-Api-Key": "header-secret-1", "X-Team": "visible"}}},
+        "channels": {"telegram": {"token": "123456:telegram-token-abc", "allow_users": [1]}},
+    })
+    secrets = config_secrets(cfg)
+    assert set(secrets) == {"csk-provider-key", "header-secret-1", "123456:telegram-token-abc"}
