@@ -79,6 +79,9 @@ def build_channel(cfg: Config, name: str, table: dict[str, Any]) -> Channel:
     return builder(cfg, table)
 
 
+_gc_tuned = False
+
+
 def tune_gc() -> None:
     """Keep the garbage collector off the message path.
 
@@ -87,6 +90,10 @@ def tune_gc() -> None:
     of milliseconds, the whole p99 of first messages. Freezing what start-up built takes it out of
     every later collection, and a larger young generation makes collections rarer.
     """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
     gc.collect()
     gc.freeze()
     gen0, gen1, gen2 = gc.get_threshold()

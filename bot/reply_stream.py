@@ -189,7 +189,7 @@ class ReplyStream:
             finally:
                 self._stop_typing()
             self._result = self._make_result()
-            self._log.info(
+            self._log.debug(  # the responder logs the reply itself; this is detail
                 "reply_stream.closed",
                 mode=str(self._caps.streaming),
                 chars=self._len,

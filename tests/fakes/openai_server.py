@@ -64,6 +64,9 @@ class FakeOpenAI:
         self.port = port
         self.record = record
         self.requests: list[RecordedRequest] = []
+        # (last user message, handler entered, first chunk written): the provider's own TTFT as the
+        # server sees it, on the machine-wide monotonic clock, for benchmarks in another process
+        self.ttft_stamps: list[tuple[str, float, float]] = []
         self.script: list[Scripted] = []  # consumed one per chat request, before the default reply
         self.peer_ports: set[int] = set()
         self._runner: web.AppRunner | None = None
@@ -81,6 +84,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_ttft", self._ttft_stamps)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -116,7 +120,11 @@ class FakeOpenAI:
         self._remember(request, None)
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
 
+    async def _ttft_stamps(self, _: web.Request) -> web.Response:
+        return web.json_response(self.ttft_stamps)
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        entered = time.perf_counter()
         body = await request.json()
         self._remember(request, body)
         if "messages" not in body or "model" not in body:
@@ -168,6 +176,9 @@ class FakeOpenAI:
             delta = {"content": piece} if i else {"role": "assistant", "content": piece}
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if i == 0:
+                user = next((m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
+                self.ttft_stamps.append((user, entered, time.perf_counter()))
         if scripted.no_finish:
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
