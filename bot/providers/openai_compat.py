@@ -197,13 +197,20 @@ class OpenAICompatProvider:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise ProviderUnavailable(f"{self.name}: {type(e).__name__}: {e}", provider=self.name) from e
-        except (ValueError, TypeError, AttributeError, KeyError) as e:  # not the protocol we expect
-            raise ProviderUnavailable(f"{self.name}: malformed stream: {type(e).__name__}", provider=self.name) from e
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # chunks not shaped as the protocol says
+            raise self._malformed(e) from e
         finally:
             self._last_used = time.monotonic()
+        yield self._final(finish, usage, ttft)
+
+    def _malformed(self, e: Exception) -> ProviderError:
+        return ProviderUnavailable(f"{self.name}: malformed stream: {type(e).__name__}", provider=self.name)
+
+    def _final(self, finish: str | None, usage: Usage | None, ttft: float | None) -> Delta:
+        """The closing delta; a stream that ended without a finish reason was cut, not finished."""
         if finish is None:
             raise ProviderUnavailable(f"{self.name}: stream ended before the answer was complete", provider=self.name)
-        yield Delta(usage=usage or Usage(), ttft=ttft, finish_reason=finish)
+        return Delta(usage=usage or Usage(), ttft=ttft, finish_reason=finish)
 
     def _status_error(self, status: int, text: str, retry_after: str | None) -> ProviderError:
         try:
@@ -270,12 +277,10 @@ class OpenAICompatProvider:
         except openai.APIError as e:
             raise self._translate(e) from e
         except (ValueError, TypeError, AttributeError, KeyError) as e:  # chunks not shaped as the protocol says
-            raise ProviderUnavailable(f"{self.name}: malformed stream: {type(e).__name__}", provider=self.name) from e
+            raise self._malformed(e) from e
         finally:
             self._last_used = time.monotonic()
-        if finish is None:
-            raise ProviderUnavailable(f"{self.name}: stream ended before the answer was complete", provider=self.name)
-        yield Delta(usage=usage or Usage(), ttft=ttft, finish_reason=finish)
+        yield self._final(finish, usage, ttft)
 
     def _translate(self, e: openai.APIError) -> ProviderError:
         if isinstance(e, openai.APIStatusError):
