@@ -171,8 +171,8 @@ class Responder:
         except PlatformError as e:
             log.error("delivery_failed", channel=msg.channel, conversation=msg.conversation, error=str(e))
             result, delivered = None, False
-        if reply.kind != "model":
-            return
+        if reply.kind != "model" or (reply.decision is None and reply.outcome == "interrupted"):
+            return  # nothing was asked of a model: nothing to log, charge or keep
         if not delivered and reply.outcome in ("ok", "fallback"):
             reply.outcome = "undelivered"
         record = self._record(reply, result)
