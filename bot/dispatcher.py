@@ -56,6 +56,7 @@ class Dispatcher:
     ) -> None:
         self._handler = handler
         self._on_duplicate = on_duplicate
+        self.max_concurrent = max_concurrent
         self._limit = asyncio.Semaphore(max_concurrent)
         self.queue_mode: QueueMode = queue_mode
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()

@@ -310,3 +310,10 @@ async def test_a_channel_that_fails_to_start_leaves_nothing_open():
     except RuntimeError:
         pass
     assert app._runner is None and app.store._conn is None
+
+
+def test_dispatcher_settings_come_from_the_config():
+    app = App(make_config(dispatcher={"max_concurrent": 3, "queue_mode": "collect", "dedupe_window": 7}),
+              channels=[RecordingChannel()], providers={"local": ScriptedProvider()})
+    d = app.dispatcher
+    assert (d.max_concurrent, d.queue_mode, d._dedupe_window) == (3, "collect", 7)
