@@ -16,7 +16,8 @@ What it guarantees, whatever the platform answers on the way:
   the same place (`bot.splitting.Splitter`), so a frozen message never changes again.
 - Pacing: every text request of the stream (send, edit, draft, finish) starts at least
   `caps.min_edit_interval` after the previous one ended, the final one included, and only one is
-  in flight at a time. Each request carries the newest text (coalescing); an edit to the text a
+  in flight at a time; a request that creates a message (send, finish) also waits
+  `caps.min_send_interval` after the previous one (fast draft previews, messages at the chat's pace). Each request carries the newest text (coalescing); an edit to the text a
   message already shows is skipped. The first visible text goes out as soon as
   `caps.first_chunk_chars` characters exist, without waiting for an interval.
 - RateLimited(retry_after): wait the whole retry_after (no cap), then send the newest text.
@@ -117,6 +118,9 @@ class ReplyStream:
         self._live = caps.streaming is not Streaming.NONE
         self._drafting = caps.streaming in (Streaming.DRAFT, Streaming.NATIVE)
         self._interval = max(0.0, float(caps.min_edit_interval))
+        send_interval = caps.min_send_interval if caps.min_send_interval is not None else caps.min_edit_interval
+        self._send_interval = max(0.0, float(send_interval))
+        self._last_send: float | None = None  # end of the last request that created a message
         self._first_chunk = max(1, int(caps.first_chunk_chars))
         self._limit = caps.max_chars
 
@@ -339,21 +343,21 @@ class ReplyStream:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if await self._pace():
-                    action = self._plan()  # newer text may have arrived while waiting
-                    if action is None:
-                        continue
+                if await self._pace(action[0]):
+                    continue  # newer text may have arrived while waiting: plan (and pace) again
                 await self._execute(*action)
         except _GiveUp as g:
             self._error = g.error
 
-    async def _pace(self) -> bool:
-        """Wait until the next request may start; True if it waited."""
+    async def _pace(self, kind: str) -> bool:
+        """Wait until the next request (of this kind) may start; True if it waited."""
         waited = False
         for _ in range(8):
             t = self._not_before
             if self._last_request is not None:
                 t = max(t, self._last_request + self._interval)
+            if kind in ("send", "finish") and self._last_send is not None:
+                t = max(t, self._last_send + self._send_interval)  # a new message: the chat's own pace
             delay = t - self._clock()
             if delay <= 0:
                 break
@@ -372,6 +376,8 @@ class ReplyStream:
             # pace from the end of this request: the platform sees requests at least an
             # interval apart even when one was slow on the way
             self._last_request = self._clock()
+            if kind in ("send", "finish"):
+                self._last_send = self._last_request
 
     async def _call(self, kind: str, slot: "_Slot", text: str) -> None:
         surface = self._surface

@@ -67,6 +67,7 @@ class Capabilities:
     typing_refresh: float | None = None  # seconds before a typing indicator must be re-sent; None: no indicator
     markup: Markup = Markup.PLAIN
     first_chunk_chars: int = 12  # send the first visible text once this much (a few words) exists
+    min_send_interval: float | None = None  # seconds between two new messages of a reply; None: min_edit_interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -511,6 +511,7 @@ class TelegramChannel:
                 latency_class=LatencyClass.SEMI_SYNC,
                 max_chars=MAX_CHARS,
                 min_edit_interval=cfg.draft_interval if mode is Streaming.DRAFT else cfg.edit_interval,
+                min_send_interval=cfg.edit_interval,  # new messages at about one a second per chat
                 typing_refresh=cfg.typing_refresh,
                 markup=Markup.TELEGRAM_HTML,
             )

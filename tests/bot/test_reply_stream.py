@@ -730,3 +730,22 @@ async def test_logs_carry_no_text() -> None:
 def test_call_record_helpers() -> None:
     c = Call("edit", 1, "t", "m1", False, 0.0, 1.0, NotModified("x"))
     assert c.accepted and not c.ok
+
+
+async def test_new_messages_keep_their_own_pace_while_drafts_go_fast() -> None:
+    from dataclasses import replace as _replace
+
+    surface = RecordingSurface()
+    caps = _replace(make_caps(Streaming.DRAFT, max_chars=200, interval=0.01), min_send_interval=0.15)
+    rs = ReplyStream(surface, caps)
+    await rs.start()
+    f = Feeder(rs)
+    await f.feed(words(150, seed=31), gap=0.001)
+    result = await rs.close()
+    finishes = surface.of("finish")
+    assert len(finishes) >= 3
+    for a, b in zip(finishes, finishes[1:]):
+        assert b.start >= a.end + 0.15 - EPS  # one new message per min_send_interval
+    drafts = surface.of("draft")
+    assert any(b.start - a.end < 0.1 for a, b in zip(drafts, drafts[1:]))  # previews stay quick
+    assert_final(surface, result, f.text, 200)

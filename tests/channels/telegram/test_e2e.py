@@ -182,6 +182,8 @@ async def test_long_answer_split_in_three_valid_parts(fake: FakeTelegram, run_ap
     assert all(c.params.get("parse_mode") == "HTML" for c in accepted)  # every part valid HTML
     assert not [c for c in fake.calls if c.status == 400]
     assert all(len(t) <= 4096 for t in fake.texts(chat))
+    sends = [c.t for c in fake.calls_of("sendMessage") if c.status == 200]
+    assert all(b - a >= 1.0 - 0.001 for a, b in zip(sends, sends[1:]))  # new messages at the chat's pace
 
 
 async def test_typing_repeats_while_not_streaming(fake: FakeTelegram, run_app) -> None:
