@@ -116,16 +116,15 @@ class Responder:
             return
         conv = await self.store.conversation(msg.conversation)
         history = await self.store.history(msg.conversation, self.cfg.store.history_turns)
-        state = ConversationState(
-            sticky_model=conv.sticky_model, turns=len(history), history_chars=sum(len(t.content) for t in history)
-        )
+        history_chars = sum(len(t.content) for t in history)
+        state = ConversationState(sticky_model=conv.sticky_model, turns=len(history), history_chars=history_chars)
         decision = await self.router.adecide(msg, caps, state)
         if self.budget.exhausted:
             decision = self._within_budget(decision)
         reply.decision = decision
         reply.model = decision.model
         messages = (self._system, *history, ChatTurn("user", text))
-        reply.prompt_chars = sum(len(t.content) for t in messages)
+        reply.prompt_chars = len(self._system.content) + history_chars + len(text)
 
         errors: list[ProviderError] = []
         for i, ref in enumerate(decision.chain):
