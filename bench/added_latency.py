@@ -42,14 +42,20 @@ from bot.types import (  # noqa: E402
     Streaming,
 )
 
-EDITING = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, max_chars=4096, min_edit_interval=0.25,
-                       typing_refresh=4.0, markup=Markup.PLAIN)
+EDITING = Capabilities(
+    Streaming.EDIT,
+    LatencyClass.SEMI_SYNC,
+    max_chars=4096,
+    min_edit_interval=0.25,
+    typing_refresh=4.0,
+    markup=Markup.PLAIN,
+)
 
 
 class InstantSurface:
     """An editing channel whose calls complete at once; records when text first became visible."""
 
-    def __init__(self, channel: "BenchChannel", msg: InboundMessage) -> None:
+    def __init__(self, channel: BenchChannel, msg: InboundMessage) -> None:
         self._channel = channel
         self._msg = msg
 
@@ -98,20 +104,31 @@ class BenchChannel:
         return InstantSurface(self, msg)
 
 
-async def run(conversations: int, rounds: int, base_url: str, ttft: float, think: float) -> tuple[list[float], float, int]:
+async def run(
+    conversations: int, rounds: int, base_url: str, ttft: float, think: float
+) -> tuple[list[float], float, int]:
     from bot import config
     from bot.app import App
     from bot.dispatcher import Dispatcher, Turn
 
-    cfg = config.parse({
-        "providers": {"fake": {"kind": "openai", "base_url": base_url, "api_key": "bench", "keepalive_expiry": 300,
-                           "warm_connections": 32}},
-        "models": {"fake/bench": {"context_window": 128000, "price": {"input": 0.1, "output": 0.1}}},
-        "routing": {"default": "fake/bench"},
-        "store": {"kind": "memory", "history_turns": 6},
-        "dispatcher": {"max_concurrent": 512},
-        "logging": {"level": "error"},
-    })
+    cfg = config.parse(
+        {
+            "providers": {
+                "fake": {
+                    "kind": "openai",
+                    "base_url": base_url,
+                    "api_key": "bench",
+                    "keepalive_expiry": 300,
+                    "warm_connections": 32,
+                }
+            },
+            "models": {"fake/bench": {"context_window": 128000, "price": {"input": 0.1, "output": 0.1}}},
+            "routing": {"default": "fake/bench"},
+            "store": {"kind": "memory", "history_turns": 6},
+            "dispatcher": {"max_concurrent": 512},
+            "logging": {"level": "error"},
+        }
+    )
     from bot import logs
 
     logs.configure(os.environ.get("BENCH_LOG", "error"), "json")
@@ -142,7 +159,9 @@ async def run(conversations: int, rounds: int, base_url: str, ttft: float, think
         for r in range(rounds):
             counter += 1
             mid = f"{i}-{r}"
-            msg = InboundMessage("bench", f"bench:{i}", "u", f"question {r} from conversation {i}", mid, ChatKind.PRIVATE)
+            msg = InboundMessage(
+                "bench", f"bench:{i}", "u", f"question {r} from conversation {i}", mid, ChatKind.PRIVATE
+            )
             received[mid] = msg.received_at
             loop = asyncio.get_running_loop()
             seen = channel.waiters[mid] = loop.create_future()
@@ -156,7 +175,7 @@ async def run(conversations: int, rounds: int, base_url: str, ttft: float, think
     await asyncio.gather(*(conversation(10_000 + i) for i in range(min(conversations, 20))))
     await app.dispatcher.drain()
     visible_after.clear()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0 = time.process_time()
     await asyncio.gather(*(conversation(i) for i in range(conversations)))
     await app.dispatcher.drain()
     await app.responder.flush()
@@ -184,31 +203,57 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--ttft", type=float, default=0.05, help="the fake provider's fixed TTFT, seconds")
     ap.add_argument("--token-interval", type=float, default=0.002, help="seconds between SSE chunks")
-    ap.add_argument("--chunk-words", type=int, default=3, help="words per SSE chunk (hosted providers send several tokens per chunk)")
-    ap.add_argument("--think", type=float, default=2.0, help="mean seconds a person waits after a reply before the next message")
+    ap.add_argument(
+        "--chunk-words",
+        type=int,
+        default=3,
+        help="words per SSE chunk (hosted providers send several tokens per chunk)",
+    )
+    ap.add_argument(
+        "--think", type=float, default=2.0, help="mean seconds a person waits after a reply before the next message"
+    )
     ap.add_argument("--port", type=int, default=18099)
     args = ap.parse_args()
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openai_server", str(args.port), str(args.ttft), str(args.token_interval), str(args.chunk_words)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.openai_server",
+            str(args.port),
+            str(args.ttft),
+            str(args.token_interval),
+            str(args.chunk_words),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         line = server.stdout.readline()  # "ready <url>"
         base_url = line.split()[1]
-        print(f"fake provider (own process): TTFT {args.ttft * 1000:.0f} ms, a chunk of {args.chunk_words} words"
-              f" every {args.token_interval * 1000:.0f} ms")
+        print(
+            f"fake provider (own process): TTFT {args.ttft * 1000:.0f} ms, a chunk of {args.chunk_words} words"
+            f" every {args.token_interval * 1000:.0f} ms"
+        )
         for n in args.conversations:
             rounds = args.rounds * 20 if n == 1 else args.rounds
             think = min(args.think, 0.1) if n == 1 else args.think  # one person: load does not matter
             added, cpu, replies, lateness = asyncio.run(run(n, rounds, base_url, args.ttft, think))
-            print(f"{n:>4} conversations, {replies} replies: added to first visible text {summary(added)};"
-                  f" CPU {cpu * 1000:.2f} ms per reply")
-            print(f"      (the fake's own TTFT ran over its {args.ttft * 1000:.0f} ms by {summary(lateness)}; subtracted)")
+            print(
+                f"{n:>4} conversations, {replies} replies: added to first visible text {summary(added)};"
+                f" CPU {cpu * 1000:.2f} ms per reply"
+            )
+            print(
+                f"      (the fake's own TTFT ran over its {args.ttft * 1000:.0f} ms by {summary(lateness)}; subtracted)"
+            )
     finally:
         server.terminate()
         server.wait()
-    print(f"reproduce: python bench/added_latency.py --conversations {' '.join(map(str, args.conversations))} --rounds {args.rounds}")
+    print(
+        f"reproduce: python bench/added_latency.py --conversations {' '.join(map(str, args.conversations))} --rounds {args.rounds}"
+    )
 
 
 if __name__ == "__main__":

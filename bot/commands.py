@@ -1,18 +1,19 @@
 """Chat commands every channel shares: /start, /help, /model, /reset, /status.
 
-Adapters pass commands through as plain text ("/model fast"); this module answers them without
-calling a model. Unknown commands get a short hint instead of being sent to a model.
+A command is parsed once: by the adapter (a platform's slash command, or text it had to read for
+addressing) or by the intake from the text (`parse_command`), and arrives on the message as a
+`bot.types.Command`. This module answers it without calling a model; an unknown command gets a
+short hint instead of being sent to a model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 
+from bot.errors import UnknownModel
+from bot.route import Router
 from bot.store.base import Store
-from bot.types import InboundMessage
-from routing.catalog import Catalog, UnknownModel
-from routing.directives import DEFAULT, parse_model_directive
-from routing.router import Router
+from bot.types import Command, InboundMessage
 
 HELP = (
     "Send a message and I answer it.\n"
@@ -22,27 +23,20 @@ HELP = (
     "/help — this text"
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    name: str
-    args: str
+RESET_WORDS = frozenset({"default", "auto", "reset", "clear", "off", "none"})  # `/model default` and its synonyms
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?=\s|$)")
 
 
 def parse_command(text: str) -> Command | None:
-    """'/model@MyBot fast' -> Command('model', 'fast'); None when the text is not a command."""
-    if not text.startswith("/") or len(text) < 2:
+    """'/model@MyBot fast' -> Command('model', 'fast', target='MyBot'); None when not a command."""
+    m = _COMMAND.match(text)
+    if m is None:
         return None
-    head, _, args = text[1:].partition(" ")
-    name = head.split("@", 1)[0].lower()
-    if not name or not name.replace("_", "").isalnum():
-        return None
-    return Command(name, args.strip())
+    return Command(m.group(1).lower(), text[m.end() :].strip(), m.group(2))
 
 
 class Commands:
-    def __init__(self, catalog: Catalog, router: Router, store: Store) -> None:
-        self.catalog = catalog
+    def __init__(self, router: Router, store: Store) -> None:
         self.router = router
         self.store = store
 
@@ -50,7 +44,8 @@ class Commands:
         handler = getattr(self, f"_cmd_{cmd.name}", None)
         if handler is None:
             return f"Unknown command /{cmd.name}. Try /help."
-        return await handler(msg, cmd.args)
+        text: str = await handler(msg, cmd.args)
+        return text
 
     async def _cmd_start(self, msg: InboundMessage, args: str) -> str:
         return "Hi! " + HELP
@@ -63,20 +58,19 @@ class Commands:
         return "Conversation cleared."
 
     async def _cmd_model(self, msg: InboundMessage, args: str) -> str:
-        conv = await self.store.conversation(msg.conversation)
-        if not args:
+        name = args.split()[0] if args.split() else ""
+        if not name:
+            conv = await self.store.conversation(msg.conversation)
             if conv.sticky_model:
                 return f"This chat uses {conv.sticky_model} (set with /model). /model default goes back to automatic."
             return "This chat picks a model automatically for each message. /model NAME picks one."
-        name = parse_model_directive(f"/model {args.split()[0]}")
-        if name == DEFAULT:
+        if name.lower() in RESET_WORDS:
             await self.store.set_sticky_model(msg.conversation, None)
             return "Back to automatic model choice."
-        assert name is not None
         try:
-            model = self.catalog.resolve(name)
+            model = self.router.resolve(name)
         except UnknownModel:
-            known = ", ".join(sorted(self.catalog.aliases)) or "none"
+            known = ", ".join(self.router.aliases()) or "none"
             return f"Unknown model '{name}'. Aliases: {known}."
         if not self.router.is_available(model):
             return f"{model.ref} is not available: provider '{model.provider}' is not configured or has no key."

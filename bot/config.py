@@ -130,6 +130,9 @@ class DispatcherConfig(_Strict):
     max_concurrent: int = Field(256, ge=1, description="replies written at once, across conversations")
     queue_mode: Literal["followup", "collect", "interrupt"] = "followup"
     dedupe_window: int = Field(10_000, ge=1, description="recent platform message ids remembered")
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="seconds replies in flight get to finish on stop before they are cut with a mark"
+    )
 
 
 class StoreConfig(_Strict):
@@ -203,11 +206,6 @@ class Config(_Strict):
             out["local"] = ProviderConfig(kind="local")
         return out
 
-    def channel_table(self, name: str) -> dict[str, Any] | None:
-        """The raw table of a channel not typed here (e.g. telegram), or None when absent."""
-        extra = self.channels.model_extra or {}
-        return extra.get(name)
-
 
 # --- loading ------------------------------------------------------------------------------------
 
@@ -225,7 +223,9 @@ def resolve_path(explicit: str | os.PathLike[str] | None) -> Path | None:
     return None
 
 
-def expand_env(data: Any, env: dict[str, str] | os._Environ[str], path: str = "", missing: dict[str, str] | None = None) -> Any:
+def expand_env(
+    data: Any, env: dict[str, str] | os._Environ[str], path: str = "", missing: dict[str, str] | None = None
+) -> Any:
     """Replace ${NAME} in every string; record which key paths referenced an unset variable."""
     if isinstance(data, dict):
         return {k: expand_env(v, env, f"{path}.{k}" if path else str(k), missing) for k, v in data.items()}

@@ -85,7 +85,7 @@ def _parse_value(text: str) -> Any:
     """A TOML value ("42", "true", "[1, 2]", '"x"'); anything that isn't one is a plain string."""
     try:
         return tomlkit.parse(f"v = {text}")["v"]
-    except Exception:  # noqa: BLE001 - tomlkit raises several kinds; a bare word is a string
+    except Exception:
         return text
 
 

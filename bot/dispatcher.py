@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable, Literal
+from typing import Any, Literal
 
 import structlog
 
+from bot.commands import parse_command
+from bot.state import MemorySeenDeliveries, SeenDeliveries
 from bot.types import InboundMessage
 
 QueueMode = Literal["followup", "collect", "interrupt"]
 
 log = structlog.get_logger("switchboard.dispatcher")
+
+SETTLE_TURNS = 4  # event-loop turns from submit() to a reply's first real wait (measured: bench/telegram_latency.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,7 @@ class Turn:
     merged: tuple[InboundMessage, ...] = ()
 
 
-Handler = Callable[[Turn], Awaitable[None]]
+Handler = Callable[[Turn], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
@@ -53,14 +58,14 @@ class Dispatcher:
         max_concurrent: int = 256,
         queue_mode: QueueMode = "followup",
         dedupe_window: int = 10_000,
+        seen: SeenDeliveries | None = None,
     ) -> None:
         self._handler = handler
         self._on_duplicate = on_duplicate
         self.max_concurrent = max_concurrent
         self._limit = asyncio.Semaphore(max_concurrent)
         self.queue_mode: QueueMode = queue_mode
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._dedupe_window = dedupe_window
+        self._seen = seen if seen is not None else MemorySeenDeliveries(dedupe_window)
         self._lanes: dict[str, _Lane] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -70,15 +75,11 @@ class Dispatcher:
     # --- intake ------------------------------------------------------------------------------
 
     def is_duplicate(self, msg: InboundMessage) -> bool:
-        """Remember this delivery; True when the same platform message was already taken."""
-        key = (msg.channel, msg.message_id)
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return True
-        self._seen[key] = None
-        if len(self._seen) > self._dedupe_window:
-            self._seen.popitem(last=False)
-        return False
+        """Remember this delivery; True when the same platform message was already taken.
+
+        The one duplicate check of the runtime: adapters do not keep their own.
+        """
+        return not self._seen.first_time(msg.channel, msg.message_id)
 
     async def submit(self, msg: InboundMessage) -> bool:
         """Queue a message for its conversation; False when it was a repeated delivery.
@@ -111,7 +112,7 @@ class Dispatcher:
             msgs = tuple(lane.pending)
             lane.pending.clear()
             text = "\n\n".join(m.text for m in msgs)
-            return Turn(replace(msgs[-1], text=text), msgs)
+            return Turn(replace(msgs[-1], text=text, command=parse_command(text)), msgs)
         msg = lane.pending.popleft()
         return Turn(msg, (msg,))
 
@@ -126,7 +127,7 @@ class Dispatcher:
                             await self._run_cancellable(key, lane, turn)
                         else:  # no one cancels a reply: run it in the lane's own task (one hop less)
                             await self._handler(turn)
-                    except Exception as exc:  # noqa: BLE001 - one failed reply must not stop the lane
+                    except Exception as exc:
                         log.error("reply_failed", conversation=key, error=repr(exc), exc_info=exc)
                     finally:
                         self.active -= 1
@@ -149,9 +150,22 @@ class Dispatcher:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def drain(self) -> None:
-        """Wait until every queued message has been answered."""
-        await self._idle.wait()
+    async def settle(self) -> None:
+        """Let the replies just submitted get going before the caller does more work.
+
+        From submit() a reply needs SETTLE_TURNS turns of the loop to reach its first real wait
+        (lane task, reply start, typing scheduled, model request on the wire).
+        """
+        for _ in range(SETTLE_TURNS):
+            await asyncio.sleep(0)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued message has been answered; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def aclose(self) -> None:
         """Cancel every reply in progress (shutdown)."""

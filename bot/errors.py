@@ -56,8 +56,10 @@ class ProviderError(SwitchboardError):
 
 
 class ProviderRateLimited(ProviderError):
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
-        super().__init__(message, **kw)
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, provider: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
         self.retry_after = retry_after
 
 
@@ -71,3 +73,7 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderBadRequest(ProviderError):
     """The request itself was refused (context too long, bad parameter)."""
+
+
+class UnknownModel(SwitchboardError, KeyError):
+    """A model name that is neither a known "provider/model" ref nor an alias."""

@@ -10,12 +10,12 @@ standard `logging` module (aiohttp, httpx, telegram) get the last two rules as w
 
 from __future__ import annotations
 
-import logging
 import functools
+import logging
 import re
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
 
 import structlog
 
@@ -104,21 +104,23 @@ def _redact_value(v: Any, depth: int = 0) -> Any:
     if depth > 20:  # a cycle or an absurdly deep structure: show it as masked text
         return redact_text(repr(v))
     if isinstance(v, dict):
-        return {k: (MASK if is_secret_key(k) and v2 not in (None, "") else _redact_value(v2, depth + 1))
-                for k, v2 in v.items()}
+        return {
+            k: (MASK if is_secret_key(k) and v2 not in (None, "") else _redact_value(v2, depth + 1))
+            for k, v2 in v.items()
+        }
     if isinstance(v, (list, tuple, set, frozenset)):
         out = [_redact_value(x, depth + 1) for x in v]
         return out if isinstance(v, list) else tuple(out) if isinstance(v, tuple) else out
     # anything else is rendered through str()/repr() (exceptions, URLs, paths): mask that text when needed
     try:
         text = str(v)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+    except Exception:
         return v
     masked = redact_text(text)
     return v if masked == text else masked
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k, v in list(event.items()):
         if is_secret_key(k) and v not in (None, ""):
             event[k] = MASK
@@ -133,10 +135,10 @@ _base_factory: Any = None
 
 
 def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _base_factory(*args, **kwargs)
+    record: logging.LogRecord = _base_factory(*args, **kwargs)
     try:
         message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a bad format string is reported by the handler as usual
+    except Exception:
         return record
     masked = redact_text(message)
     if masked != message:
@@ -158,7 +160,7 @@ def _install_record_factory() -> None:
     logging.setLogRecordFactory(_redacting_record_factory)
 
 
-def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())

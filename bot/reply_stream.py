@@ -17,8 +17,10 @@ What it guarantees, whatever the platform answers on the way:
 - Pacing: every text request of the stream (send, edit, draft, finish) starts at least
   `caps.min_edit_interval` after the previous one ended, the final one included, and only one is
   in flight at a time; a request that creates a message (send, finish) also waits
-  `caps.min_send_interval` after the previous one (fast draft previews, messages at the chat's pace). Each request carries the newest text (coalescing); an edit to the text a
-  message already shows is skipped. The first visible text goes out as soon as
+  `caps.min_send_interval` after the previous one (fast draft previews, messages at the chat's
+  pace), and every send / edit / finish also takes a slot of the chat's budget (`budget`, from
+  `caps.chat_budget`, shared by every reply in that chat). Each request carries the newest text
+  (coalescing); an edit to the text a message already shows is skipped. The first visible text goes out as soon as
   `caps.first_chunk_chars` characters exist, without waiting for an interval.
 - RateLimited(retry_after): wait the whole retry_after (no cap), then send the newest text.
   NotModified is success. MarkupRejected on send / edit / finish: the same call again with plain=True, and
@@ -44,14 +46,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from bot.channel import ReplySurface
 from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
 from bot.splitting import LOOKAHEAD, Part, Splitter, fence_at_end
+from bot.state import RateGate
 from bot.types import Capabilities, MessageRef, Streaming
-from channels.base import ReplySurface
 
-__all__ = ["DeliveryFailed", "ReplyResult", "ReplyStream"]
+__all__ = ["Action", "DeliveryFailed", "ReplyResult", "ReplyStream"]
 
 MAX_ATTEMPTS = 3  # tries of one request failing with a generic PlatformError
 BACKOFF = (0.1, 0.3)  # seconds before the 2nd and 3rd try
@@ -86,6 +90,24 @@ class _NullLog:
 _NULL_LOG = _NullLog()
 
 
+class Action(StrEnum):
+    """The platform requests a stream makes (typing aside)."""
+
+    SEND = "send"  # a new message
+    EDIT = "edit"  # new text in a message already sent
+    DRAFT = "draft"  # the part so far, in a draft / native stream
+    FINISH = "finish"  # close a draft / native stream with the part's final text
+
+    @property
+    def creates_message(self) -> bool:
+        return self in (Action.SEND, Action.FINISH)
+
+    @property
+    def metered(self) -> bool:
+        """Counts against the chat's budget (a draft preview does not)."""
+        return self is not Action.DRAFT
+
+
 class _GiveUp(Exception):
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -110,8 +132,11 @@ class ReplyStream:
         *,
         clock: Callable[[], float] = time.perf_counter,
         log: Any = None,
+        budget: RateGate | None = None,
     ) -> None:
         self._surface = surface
+        self._budget = budget
+        self._budget_held = False
         self._caps = caps
         self._clock = clock
         self._log = log if log is not None else _NULL_LOG
@@ -245,6 +270,10 @@ class ReplyStream:
             self._slots.append(_Slot())
         return self._slots[i]
 
+    def _typing_off(self) -> bool:
+        """Whether typing was stopped (read through a call: it changes while the loop awaits)."""
+        return self._typing_stopped
+
     def _stop_typing(self) -> None:
         if not self._typing_stopped:
             self._typing_stopped = True
@@ -266,7 +295,7 @@ class ReplyStream:
                 self._log.warning("reply_stream.typing_rate_limited", retry_after=e.retry_after)
             except Exception as e:  # typing is a nicety: log, never fail the reply
                 self._log.warning("reply_stream.typing_failed", error=type(e).__name__)
-            if self._typing_stopped:
+            if self._typing_off():
                 return
             delay = deadline - self._clock()
             if delay > 0:
@@ -290,7 +319,7 @@ class ReplyStream:
             self._parts.append(part)
             self._slot(len(self._parts) - 1)
 
-    def _plan(self) -> tuple[str, int, str] | None:
+    def _plan(self) -> tuple[Action, int, str] | None:
         """The next request to make, with the newest text: (kind, slot index, text), or None."""
         if self._closing:
             self._freeze(final=True)
@@ -305,11 +334,11 @@ class ReplyStream:
             part, slot = parts[i], slots[i]
             if not part.skip and not slot.done:
                 if self._drafting:
-                    return ("finish", i, part.text)
+                    return (Action.FINISH, i, part.text)
                 if slot.ref is None:
-                    return ("send", i, part.text)
+                    return (Action.SEND, i, part.text)
                 if slot.shown != part.text:
-                    return ("edit", i, part.text)
+                    return (Action.EDIT, i, part.text)
                 slot.done = True
             self._next_slot += 1
 
@@ -330,8 +359,8 @@ class ReplyStream:
         if display == slot.shown or not display.strip():
             return None
         if self._drafting:
-            return ("draft", i, display)
-        return ("send" if slot.ref is None else "edit", i, display)
+            return (Action.DRAFT, i, display)
+        return (Action.SEND if slot.ref is None else Action.EDIT, i, display)
 
     async def _run(self) -> None:
         try:
@@ -349,25 +378,33 @@ class ReplyStream:
         except _GiveUp as g:
             self._error = g.error
 
-    async def _pace(self, kind: str) -> bool:
+    async def _pace(self, kind: Action) -> bool:
         """Wait until the next request (of this kind) may start; True if it waited."""
         waited = False
         for _ in range(8):
             t = self._not_before
             if self._last_request is not None:
                 t = max(t, self._last_request + self._interval)
-            if kind in ("send", "finish") and self._last_send is not None:
+            if kind.creates_message and self._last_send is not None:
                 t = max(t, self._last_send + self._send_interval)  # a new message: the chat's own pace
             delay = t - self._clock()
             if delay <= 0:
                 break
             waited = True
             await asyncio.sleep(delay)
+        if kind.metered and self._budget is not None and not self._budget_held:
+            # the chat's budget, shared with every other reply there; the slot is held until the
+            # next metered request, and the text is planned again after the wait (coalescing)
+            await self._budget.acquire()
+            self._budget_held = True
+            waited = True
         return waited
 
-    async def _execute(self, kind: str, i: int, text: str) -> None:
+    async def _execute(self, kind: Action, i: int, text: str) -> None:
         slot = self._slots[i]
         self._stop_typing()  # the indicator must not outlive (or follow) the text
+        if kind.metered:
+            self._budget_held = False  # this request spends the budget slot _pace() took
         self._last_request = self._clock()
         self._requests += 1
         try:
@@ -376,50 +413,50 @@ class ReplyStream:
             # pace from the end of this request: the platform sees requests at least an
             # interval apart even when one was slow on the way
             self._last_request = self._clock()
-            if kind in ("send", "finish"):
+            if kind.creates_message:
                 self._last_send = self._last_request
 
-    async def _call(self, kind: str, slot: "_Slot", text: str) -> None:
+    async def _call(self, kind: Action, slot: _Slot, text: str) -> None:
         surface = self._surface
         try:
-            if kind == "send":
+            if kind is Action.SEND:
                 slot.ref = await surface.send(text, plain=slot.plain)
-            elif kind == "edit":
+            elif kind is Action.EDIT:
                 assert slot.ref is not None
                 await surface.edit(slot.ref, text, plain=slot.plain)
-            elif kind == "draft":
+            elif kind is Action.DRAFT:
                 await surface.draft(text)
-            else:  # finish
+            else:  # Action.FINISH
                 slot.ref = await surface.finish(text, plain=slot.plain)
                 slot.done = True
         except asyncio.CancelledError:
             raise
         except NotModified as e:
-            if kind == "send":
+            if kind is Action.SEND:
                 self._failed(kind, e)
                 return
-            if kind == "finish":
+            if kind is Action.FINISH:
                 slot.done = True
         except RateLimited as e:
             self._not_before = max(self._not_before, self._clock() + e.retry_after)
             self._log.warning("reply_stream.rate_limited", request=kind, retry_after=e.retry_after)
             return
         except MarkupRejected as e:
-            if kind in ("send", "edit", "finish") and not slot.plain:
+            if kind is not Action.DRAFT and not slot.plain:
                 slot.plain = True  # same call again, as plain text, from now on for this message
                 self._log.warning("reply_stream.markup_rejected", request=kind)
-            elif kind == "draft":
+            elif kind is Action.DRAFT:
                 slot.drafts_off = True  # the preview can't show it; finish() will
                 self._log.warning("reply_stream.markup_rejected", request=kind)
             else:
                 self._failed(kind, e)
             return
         except MessageGone as e:
-            if kind == "edit":
+            if kind is Action.EDIT:
                 slot.ref = None  # deleted under us: send the part again as a new message
                 slot.shown = None
                 self._log.warning("reply_stream.message_gone")
-            elif kind == "draft":
+            elif kind is Action.DRAFT:
                 slot.drafts_off = True
                 self._log.warning("reply_stream.draft_gone")
             else:
@@ -433,7 +470,7 @@ class ReplyStream:
         if self.first_visible_at is None:
             self.first_visible_at = self._clock()
 
-    def _failed(self, kind: str, error: BaseException) -> None:
+    def _failed(self, kind: Action, error: BaseException) -> None:
         self._failures += 1
         self._log.warning(
             "reply_stream.request_failed", request=kind, attempt=self._failures, error=type(error).__name__
@@ -449,7 +486,7 @@ class ReplyStream:
     def _make_result(self) -> ReplyResult:
         parts: list[str] = []
         refs: list[MessageRef] = []
-        for part, slot in zip(self._parts, self._slots):
+        for part, slot in zip(self._parts, self._slots, strict=False):
             if part.skip:
                 continue
             parts.append(part.text)
@@ -466,9 +503,7 @@ def _notice_suffix(text: str, notice: str) -> str:
     if fence_at_end(text) is not None:
         add = ("" if text.endswith("\n") else "\n") + "```"
     body = text + add
-    if not body.strip():
-        sep = ""
-    elif body.endswith("\n\n"):
+    if not body.strip() or body.endswith("\n\n"):
         sep = ""
     elif body.endswith("\n"):
         sep = "\n"

@@ -1,34 +1,33 @@
-"""The reply pipeline for one turn: commands, routing, the model call with fallbacks, delivery.
+"""The reply to one turn of a conversation: commands, refusals, history, and delivery.
 
 The typing indicator goes out before anything else is looked at; the prompt is assembled
-static-first (system prompt, history, new message) so provider prefix caches hit; a provider
-failure before the first token moves down the chain, a failure after it ends in a visible notice;
-every reply is logged and kept with its timings and cost.
+static-first (system prompt, history, new message) so provider prefix caches hit. The model call
+itself (fallbacks, the cut-off path, usage and cost) is the model chain's (`bot.model_chain`);
+this module turns its outcome into what the person reads, and logs, charges and keeps every reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field, replace
-from typing import Mapping
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
-from bot.budget import Budget
-from bot.commands import Commands, parse_command
+from bot.channel import Channel
+from bot.commands import Commands
 from bot.config import Config
 from bot.dispatcher import Turn
-from bot.errors import PlatformError, ProviderError, ProviderUnavailable
+from bot.errors import PlatformError, ProviderError
 from bot.metrics import Metrics
-from bot.providers.base import Provider
-from bot.reply_stream import ReplyStream
+from bot.model_chain import ChainRun, ModelChain
+from bot.reply_stream import ReplyResult, ReplyStream
+from bot.route import ConversationState, RouteDecision, Router
+from bot.state import ChatBudgets, MemoryChatBudgets, MemorySpendLedger, SpendLedger
 from bot.store.base import ReplyRecord, Store
-from bot.types import ChatTurn, Delta, GenerationRequest, InboundMessage, Usage
-from channels.base import Channel
-from routing.catalog import Catalog
-from routing.decision import ConversationState, RouteDecision
-from routing.router import Router
+from bot.types import Capabilities, ChatTurn, InboundMessage
 
 log = structlog.get_logger("switchboard.reply")
 
@@ -48,9 +47,8 @@ class _Reply:
     text: str = ""
     kind: str = "model"  # model | command | refusal
     decision: RouteDecision | None = None
-    model: str = ""
+    run: ChainRun | None = None
     pieces: list[str] = field(default_factory=list)
-    final: Delta | None = None
     prompt_chars: int = 0
     outcome: str = "ok"  # ok | fallback | cut_off | failed | interrupted | undelivered
 
@@ -61,29 +59,36 @@ class Responder:
         cfg: Config,
         *,
         channels: Mapping[str, Channel],
-        providers: Mapping[str, Provider],
-        catalog: Catalog,
+        chain: ModelChain,
         router: Router,
         store: Store,
         metrics: Metrics,
+        spend: SpendLedger | None = None,
+        chat_budgets: ChatBudgets | None = None,
     ) -> None:
         self.cfg = cfg
         self.channels = channels
-        self.providers = providers
-        self.catalog = catalog
+        self.chain = chain
         self.router = router
         self.store = store
         self.metrics = metrics
-        self.commands = Commands(catalog, router, store)
-        self.budget = Budget(cfg.budget.monthly_usd, store)
+        self.commands = Commands(router, store)
+        self.spend = spend if spend is not None else MemorySpendLedger(cfg.budget.monthly_usd)
+        self.chat_budgets = chat_budgets if chat_budgets is not None else MemoryChatBudgets()
         self._system = ChatTurn("system", cfg.bot.system_prompt)
         self._background: set[asyncio.Task[None]] = set()
+
+    def reply_stream(self, msg: InboundMessage, channel: Channel, caps: Capabilities) -> ReplyStream:
+        """The stream for one reply, paced by the chat's budget where the platform has one."""
+        budget = caps.chat_budget
+        gate = self.chat_budgets.gate(msg.channel, msg.chat_id or msg.conversation, budget) if budget else None
+        return ReplyStream(channel.surface(msg), caps, log=log, budget=gate)
 
     async def __call__(self, turn: Turn) -> None:
         msg = turn.msg
         channel = self.channels[msg.channel]
         caps = channel.capabilities(msg)
-        reply = _Reply(msg, ReplyStream(channel.surface(msg), caps, log=log))
+        reply = _Reply(msg, self.reply_stream(msg, channel, caps))
         await reply.stream.start()
         try:
             await self._generate(reply, caps)
@@ -101,14 +106,13 @@ class Responder:
         # the answer is complete: its delivery must not be cut by a newer message or shutdown
         await asyncio.shield(self._spawn(self._conclude(reply)))
 
-    async def _generate(self, reply: _Reply, caps) -> None:
-        """Commands, refusals, or routing and the model call with fallbacks; text goes to the stream."""
+    async def _generate(self, reply: _Reply, caps: Capabilities) -> None:
+        """Commands, refusals, or routing and the model chain; text goes to the stream."""
         msg, stream = reply.msg, reply.stream
         text = reply.text = msg.text.strip()
-        cmd = parse_command(text)
-        if cmd is not None:
+        if msg.command is not None:
             reply.kind = "command"
-            stream.push(await self.commands.answer(msg, cmd))
+            stream.push(await self.commands.answer(msg, msg.command))
             return
         if len(text) > self.cfg.bot.max_input_chars:
             reply.kind = "refusal"
@@ -118,65 +122,37 @@ class Responder:
         history = await self.store.history(msg.conversation, self.cfg.store.history_turns)
         history_chars = sum(len(t.content) for t in history)
         state = ConversationState(sticky_model=conv.sticky_model, turns=len(history), history_chars=history_chars)
-        decision = await self.router.adecide(msg, caps, state)
-        if self.budget.exhausted:
-            decision = self._within_budget(decision)
-        reply.decision = decision
-        reply.model = decision.model
+        decision = reply.decision = await self.router.adecide(msg, caps, state, self.spend.spend())
         messages = (self._system, *history, ChatTurn("user", text))
         reply.prompt_chars = len(self._system.content) + history_chars + len(text)
 
-        errors: list[ProviderError] = []
-        for i, ref in enumerate(decision.chain):
-            model = self.catalog.resolve(ref)
-            provider = self.providers.get(model.provider)
-            if provider is None:
-                continue
-            params = dict(decision.params if i == 0 else model.params)
-            max_tokens = params.pop("max_tokens", self.cfg.bot.max_tokens)
-            temperature = params.pop("temperature", None)
-            req = GenerationRequest(model.id, messages, max_tokens=max_tokens, temperature=temperature, extra=params)
-            reply.model = ref
-            try:
-                async for delta in provider.stream(req):
-                    if delta.text:
-                        reply.pieces.append(delta.text)
-                        stream.push(delta.text)
-                    elif delta.usage is not None or delta.ttft is not None:
-                        reply.final = delta
-                if not reply.pieces:
-                    finish = reply.final.finish_reason if reply.final else None
-                    raise ProviderUnavailable(f"{ref}: empty answer (finish_reason={finish})", provider=model.provider)
-            except ProviderError as e:
-                errors.append(e)
-                log.warning("provider_failed", model=ref, error=str(e), status=e.status, after_text=bool(reply.pieces))
-                if reply.pieces:  # text is already visible: end with a notice, never a silently cut reply
-                    reply.outcome = "cut_off"
-                    stream.push(CUT_OFF.format(error=_short(e)))
-                    return
-                continue
-            if i:
-                reply.outcome = "fallback"
-            return
-        reply.outcome = "failed"
-        stream.push(ALL_FAILED.format(error="; ".join(_short(e) for e in errors) or "no model available"))
+        run = reply.run = self.chain.run(decision, messages)
+        async for piece in run:
+            reply.pieces.append(piece)
+            stream.push(piece)
+        reply.outcome = run.outcome
+        if run.outcome == "cut_off":  # text is already visible: end with a notice, never a silently cut reply
+            stream.push(CUT_OFF.format(error=_short(run.errors[-1])))
+        elif run.outcome == "failed":
+            stream.push(ALL_FAILED.format(error="; ".join(_short(e) for e in run.errors) or "no model available"))
 
     async def _conclude(self, reply: _Reply, notice: str | None = None) -> None:
         """Deliver (or end with `notice`), then log, count, charge and keep the reply."""
         msg, stream = reply.msg, reply.stream
+        result: ReplyResult | None
         try:
             result = await (stream.close() if notice is None else stream.abort(notice))
             delivered = result.error is None
         except PlatformError as e:
             log.error("delivery_failed", channel=msg.channel, conversation=msg.conversation, error=str(e))
             result, delivered = None, False
-        if reply.kind != "model" or (reply.decision is None and reply.outcome == "interrupted"):
+        if reply.kind != "model" or reply.run is None:
             return  # nothing was asked of a model: nothing to log, charge or keep
         if not delivered and reply.outcome in ("ok", "fallback"):
             reply.outcome = "undelivered"
-        record = self._record(reply, result)
+        record = self._record(reply, reply.run, result)
         self._observe(record)
-        self.budget.add(record.cost_usd, record.at)
+        self.spend.add(record.cost_usd, record.at)
         # written before the lane takes this conversation's next message (so it sees this turn),
         # after the reply is delivered (so the write costs this reply nothing); a reply the person
         # never saw is not written into the history the model sees next time
@@ -185,24 +161,19 @@ class Responder:
         turns = [ChatTurn("user", reply.text), ChatTurn("assistant", reply_text)] if keep else []
         await self.store.save_reply(msg.conversation, turns, record)
 
-    def _record(self, reply: _Reply, result) -> ReplyRecord:
-        msg, final = reply.msg, reply.final
-        if final is not None and final.usage is not None:
-            usage = final.usage
-        else:  # cut or interrupted before the provider reported usage: estimate, so spend is not missed
-            usage = Usage(reply.prompt_chars // 4, sum(len(p) for p in reply.pieces) // 4, 0)
-        model_info = self.catalog.get(reply.model)
-        cost = model_info.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) if model_info else 0.0
+    def _record(self, reply: _Reply, run: ChainRun, result: ReplyResult | None) -> ReplyRecord:
+        msg, final = reply.msg, run.final
+        usage, cost = run.charge(reply.prompt_chars)
         first = result.first_visible_at if result is not None else reply.stream.first_visible_at
         return ReplyRecord(
             at=time.time(),
             channel=msg.channel,
             conversation=msg.conversation,
-            model=reply.model,
-            route_reason=reply.decision.reason if reply.decision else "",
+            model=run.model,
+            route_reason=run.decision.reason,
             ttft=final.ttft if final else None,
-            first_visible=(first - msg.received_at) if first else None,
-            total=time.perf_counter() - msg.received_at,
+            first_visible=(first - msg.received_mono) if first else None,
+            total=time.perf_counter() - msg.received_mono,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
@@ -210,15 +181,7 @@ class Responder:
             outcome=reply.outcome,
         )
 
-    def _within_budget(self, decision: RouteDecision) -> RouteDecision:
-        """The month's budget is spent: keep only free models (the local one is always last)."""
-        free = tuple(ref for ref in decision.chain if (m := self.catalog.get(ref)) and m.price_input == 0 and m.price_output == 0)
-        chain = free or decision.chain[-1:]
-        note = f"monthly budget ${self.budget.monthly_usd:g} reached (${self.budget.spent:.2f} spent): free models only"
-        first = self.catalog.get(chain[0])
-        return replace(decision, chain=chain, reason=f"{note}; {decision.reason}", params=dict(first.params) if first else {})
-
-    def _spawn(self, coro) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run to the end even if the reply's task is cancelled; flush() waits for these."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)

@@ -72,7 +72,7 @@ class Splitter:
     ending with the last part; after that it returns None.
     """
 
-    __slots__ = ("limit", "pos", "fence", "done", "_fences")
+    __slots__ = ("_fences", "done", "fence", "limit", "pos")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -220,15 +220,15 @@ def _choose_cut(text: str, s: int, budget: int, fence: str | None, fences: bool)
                 return best if best >= good else None
         return None
 
-    c = last_space(_SENTENCE_ENDS, False, budget)
-    if c is None:
-        c = last_space((" ",), False, budget)
-    if c is not None:
-        return s + c, s + c + 1, None
+    space = last_space(_SENTENCE_ENDS, False, budget)
+    if space is None:
+        space = last_space((" ",), False, budget)
+    if space is not None:
+        return s + space, s + space + 1, None
     if fences:
-        c = last_space((" ",), True, code_cap)
-        if c is not None:
-            return s + c, s + c + 1, state_at(c)
+        space = last_space((" ",), True, code_cap)
+        if space is not None:
+            return s + space, s + space + 1, state_at(space)
 
     # Hard cut. Never through a fence line: cut before it instead when that leaves visible text.
     c = budget
@@ -252,6 +252,11 @@ def fence_at_end(text: str) -> str | None:
     for line in lines[:-1]:  # the last line is unfinished: it can't open or close a block yet
         state = _toggle(line, state)
     last = lines[-1]
-    if state is not None and last.strip() and not last.lstrip(" ").rstrip().strip("`") and last.lstrip(" ").startswith(_FENCE):
+    if (
+        state is not None
+        and last.strip()
+        and not last.lstrip(" ").rstrip().strip("`")
+        and last.lstrip(" ").startswith(_FENCE)
+    ):
         return None  # text ends on a closing fence line without its newline
     return state

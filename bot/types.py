@@ -57,32 +57,64 @@ class ChatKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RateBudget:
+    """At most `requests` message sends + edits every `per_seconds` in one chat, shared by all replies there."""
+
+    requests: int
+    per_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What one conversation on one platform can do; adapters answer per conversation."""
 
     streaming: Streaming
     latency_class: LatencyClass
-    max_chars: int
+    max_chars: int  # longest single message, counted on the source text (see bot.rendering)
     min_edit_interval: float = 1.0
     typing_refresh: float | None = None  # seconds before a typing indicator must be re-sent; None: no indicator
-    markup: Markup = Markup.PLAIN
+    markup: Markup = Markup.PLAIN  # what the adapter's renderer produces from the reply's Markdown
     first_chunk_chars: int = 12  # send the first visible text once this much (a few words) exists
     min_send_interval: float | None = None  # seconds between two new messages of a reply; None: min_edit_interval
+    chat_budget: RateBudget | None = None  # the chat's own limit across replies; None: no such limit
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command addressed to the bot: `/model fast` typed as text, or a platform's slash command.
+
+    Parsed once (by the adapter, or by the intake from the text) and carried on the message.
+    `target` is the bot a command names (`/model@OtherBot`), if any.
+    """
+
+    name: str
+    args: str = ""
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """One message from a person, already translated out of the platform's types."""
+    """One message from a person, already translated out of the platform's types.
+
+    Plain data only (it can be serialised and queued): ids, text and times. The platform's live
+    objects (a socket, a client context) stay in the adapter, found again from these ids.
+    """
 
     channel: str
     conversation: str  # see conversation_key(); strict order is kept per conversation
     sender_id: str
     text: str
-    message_id: str  # the platform's id; (channel, message_id) identifies a delivery
+    message_id: str  # unique per channel: (channel, message_id) identifies a delivery
     chat_kind: ChatKind = ChatKind.PRIVATE
     sender_name: str | None = None
-    received_at: float = field(default_factory=time.perf_counter)
-    platform: Any = field(default=None, compare=False, repr=False)  # adapter-private context for replying
+    sender_handle: str | None = None  # @username where the platform has one (allow-lists)
+    chat_id: str = ""  # the platform's chat / channel id (per-chat budget, allow-lists)
+    thread_id: str | None = None  # thread or topic inside the chat
+    workspace_id: str | None = None  # Slack workspace / Discord guild
+    reply_to: str | None = None  # the platform's id of the message a reply answers (quote / reference)
+    command: Command | None = None
+    received_at: float = field(default_factory=time.time)  # wall clock, seconds
+    received_mono: float = field(default_factory=time.perf_counter, compare=False)  # for latency figures
 
 
 def conversation_key(channel: str, chat_id: object, thread_id: object | None = None) -> str:

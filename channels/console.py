@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
+from bot.channel import Channel, Inbox
 from bot.config import Config
+from bot.rendering import Passthrough, Renderer
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, MessageRef, Streaming
-from channels.base import Inbox
 
 CAPABILITIES = Capabilities(
     streaming=Streaming.NATIVE,
@@ -57,8 +56,9 @@ class ConsoleSurface:
         return MessageRef("console")
 
 
-class ConsoleChannel:
-    name = "console"
+class ConsoleChannel(Channel):
+    name: ClassVar[str] = "console"
+    renderer: ClassVar[Renderer] = Passthrough(Markup.MARKDOWN)  # the terminal shows the Markdown as written
 
     def __init__(self, out: TextIO | None = None, conversation: str = "console:local") -> None:
         self._out = out or sys.stdout
@@ -72,6 +72,10 @@ class ConsoleChannel:
     async def stop(self) -> None:
         return None
 
+    @classmethod
+    def declared_capabilities(cls, chat_kind: ChatKind) -> Capabilities:
+        return CAPABILITIES
+
     def capabilities(self, msg: InboundMessage) -> Capabilities:
         return CAPABILITIES
 
@@ -83,36 +87,15 @@ class ConsoleChannel:
         if self._inbox is None:
             raise RuntimeError("console channel not started")
         self._count += 1
-        msg = InboundMessage(self.name, self.conversation, "local", text, str(self._count), ChatKind.PRIVATE)
+        msg = InboundMessage(
+            self.name, self.conversation, "local", text, str(self._count), ChatKind.PRIVATE, chat_id=self.conversation
+        )
         return await self._inbox.submit(msg)
 
 
-async def read_line(prompt: str = "> ") -> str | None:
-    """One line from stdin without blocking the event loop; None at end of input.
-
-    A daemon thread per line, not the loop's executor: on Ctrl-C the process exits at once
-    instead of waiting for the executor's thread to return from input().
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[str | None] = loop.create_future()
-
-    def deliver(line: str | None) -> None:
-        if not done.done():
-            done.set_result(line)
-
-    def read() -> None:
-        try:
-            line: str | None = input(prompt)
-        except (EOFError, KeyboardInterrupt):
-            line = None
-        try:
-            loop.call_soon_threadsafe(deliver, line)
-        except RuntimeError:  # the loop is already closed: nobody is waiting
-            pass
-
-    threading.Thread(target=read, name="console-input", daemon=True).start()
-    return await done
+CHANNEL = ConsoleChannel
 
 
 def build(cfg: Config, table: dict[str, Any]) -> ConsoleChannel:
-    return ConsoleChannel()
+    """`conversation` in the table names the conversation (one-shot commands use their own)."""
+    return ConsoleChannel(conversation=str(table.get("conversation", "console:local")))

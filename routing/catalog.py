@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.config import LOCAL_DEFAULT_MODEL, Config, ModelConfig
+from bot.errors import UnknownModel
+
+__all__ = ["BUILTIN", "PRICES_CHECKED", "Catalog", "ModelInfo", "UnknownModel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +29,12 @@ class ModelInfo:
     reasoning: str | None = None  # how reasoning is controlled, for humans
     notes: str = ""  # status and provenance, for humans (`models list`)
 
-    @property
-    def blended_price(self) -> float:
-        """USD per million tokens at a 3:1 input:output mix: one number to order models by cost."""
-        return (3 * self.price_input + self.price_output) / 4
-
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         cached_price = self.price_input if self.price_cached_input is None else self.price_cached_input
         uncached = max(prompt_tokens - cached_tokens, 0)
-        return (uncached * self.price_input + cached_tokens * cached_price + completion_tokens * self.price_output) / 1e6
+        return (
+            uncached * self.price_input + cached_tokens * cached_price + completion_tokens * self.price_output
+        ) / 1e6
 
 
 # Prices: USD per million tokens, standard (non-batch) tier, checked 2026-11-26 against the providers'
@@ -214,17 +214,13 @@ BUILTIN: tuple[ModelInfo, ...] = (
 )
 
 
-class UnknownModel(KeyError):
-    pass
-
-
 class Catalog:
     def __init__(self, models: dict[str, ModelInfo], aliases: dict[str, str]) -> None:
         self._models = models
         self._aliases = aliases
 
     @classmethod
-    def from_config(cls, cfg: Config, builtin: tuple[ModelInfo, ...] = BUILTIN) -> "Catalog":
+    def from_config(cls, cfg: Config, builtin: tuple[ModelInfo, ...] = BUILTIN) -> Catalog:
         models = {m.ref: m for m in builtin}
         for ref, mc in cfg.models.items():
             models[ref] = _merge(models.get(ref), ref, mc)
@@ -280,7 +276,9 @@ def _merge(base: ModelInfo | None, ref: str, mc: ModelConfig) -> ModelInfo:
     if mc.max_output:
         changes["max_output"] = mc.max_output
     if mc.price:
-        changes.update(price_input=mc.price.input, price_output=mc.price.output, price_cached_input=mc.price.cached_input)
+        changes.update(
+            price_input=mc.price.input, price_output=mc.price.output, price_cached_input=mc.price.cached_input
+        )
     if mc.ttft_ms is not None:
         changes["ttft_ms"] = mc.ttft_ms
     if mc.tokens_per_s is not None:

@@ -1,17 +1,15 @@
 """`switchboard route` and `switchboard models list`, without calling any model.
 
-Wiring (bot/cli.py):
+Wiring (bot/cli.py, the composition root):
 
     from routing.cli import add_route_parser, run_route, add_models_parser, run_models
-    add_route_parser(subparsers)      # sets func=run_route on the "route" sub-command
-    add_models_parser(subparsers)     # "models list" -> run_models
+    add_route_parser(subparsers)                  # the "route" sub-command's arguments
+    run_route(args, capabilities=lookup)          # lookup(channel, chat kind) -> Capabilities
+    add_models_parser(subparsers)                 # "models list" -> run_models
 
-`run_route(args) -> int` and `run_models(args) -> int` print and return an exit code;
-`models_table(cfg) -> list[dict]` is the data behind `models list`. Both read the config with
-`bot.config.load(args.config)` (`--config` may come from the main parser).
-
-The channel -> latency class map below mirrors what the adapters declare (DESIGN.md, research
-channel table); `--latency` overrides it. routing never imports a channel module.
+A channel's latency class comes only from the capabilities its adapter declares: the caller hands
+in `capabilities` (the app asks the adapter class); routing never imports a channel and keeps no
+table of its own. `--latency` overrides the class.
 """
 
 from __future__ import annotations
@@ -20,45 +18,30 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bot.config import Config, load
 from bot.errors import ConfigError
-from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Streaming
+from bot.route import ConversationState
+from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass
 from routing.catalog import PRICES_CHECKED, Catalog
-from routing.decision import ConversationState
 from routing.router import Router
 
-# (channel, chat kind) -> latency class; (channel, None) is the channel's default
-CHANNEL_LATENCY: dict[tuple[str, str | None], LatencyClass] = {
-    ("discord", "command"): LatencyClass.SYNC,
-    ("discord", "dm"): LatencyClass.SEMI_SYNC,
-    ("discord", "private"): LatencyClass.SEMI_SYNC,
-    ("discord", None): LatencyClass.SEMI_SYNC,
-    ("telegram", None): LatencyClass.SEMI_SYNC,
-    ("slack", "dm"): LatencyClass.SEMI_SYNC,
-    ("slack", "private"): LatencyClass.SEMI_SYNC,
-    ("slack", "command"): LatencyClass.SYNC,
-    ("slack", None): LatencyClass.ASYNC,  # channel messages and threads
-    ("webchat", None): LatencyClass.SEMI_SYNC,
-    ("console", None): LatencyClass.SYNC,
-    ("email", None): LatencyClass.BATCH,
-}
-
-
-def latency_for(channel: str, chat: str | None) -> LatencyClass:
-    ch = channel.lower()
-    return CHANNEL_LATENCY.get((ch, chat), CHANNEL_LATENCY.get((ch, None), LatencyClass.SEMI_SYNC))
+CapabilitiesLookup = Callable[[str, ChatKind | None], Capabilities]
 
 
 def add_route_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "route",
         help="show which model would answer a message, and why (calls no model)",
         description="Print the router's decision for TEXT without calling any model.",
     )
     p.add_argument("text", help="the message; '-' reads standard input, @PATH reads a file")
-    p.add_argument("--channel", default="webchat", help="telegram, discord, slack, webchat, console (default webchat)")
+    p.add_argument(
+        "--channel", default="webchat", help="a channel name: telegram, webchat, console, ... (default webchat)"
+    )
     p.add_argument("--chat", choices=[k.value for k in ChatKind], default=None, help="chat kind on that channel")
     p.add_argument("--latency", choices=[c.value for c in LatencyClass], help="override the channel's latency class")
     p.add_argument("--sticky", metavar="MODEL", help="pretend the conversation chose /model MODEL")
@@ -66,12 +49,13 @@ def add_route_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--turns", type=int, default=0, help="messages so far in the conversation")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.add_argument("--config", default=argparse.SUPPRESS, help="config file (default: the usual lookup)")
-    p.set_defaults(func=run_route)
     return p
 
 
 def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("models", help="the model catalog: ids, prices, aliases, availability")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "models", help="the model catalog: ids, prices, aliases, availability"
+    )
     sub = p.add_subparsers(dest="models_cmd")
     lp = sub.add_parser("list", help="list the catalog")
     for q in (p, lp):
@@ -91,9 +75,11 @@ def _read_text(arg: str) -> str:
     return arg
 
 
-def run_route(args: argparse.Namespace) -> int:
+def run_route(args: argparse.Namespace, *, capabilities: CapabilitiesLookup) -> int:
+    chat = ChatKind(args.chat) if args.chat else None
     try:
         cfg = load(getattr(args, "config", None))
+        caps = capabilities(args.channel, chat)
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
@@ -102,16 +88,16 @@ def run_route(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"cannot read {args.text[1:]}: {e.strerror}", file=sys.stderr)
         return 2
-    chat = args.chat
-    lc = LatencyClass(args.latency) if args.latency else latency_for(args.channel, chat)
-    caps = Capabilities(streaming=Streaming.EDIT, latency_class=lc, max_chars=4096)
+    if args.latency:
+        caps = replace(caps, latency_class=LatencyClass(args.latency))
+    lc = caps.latency_class
     msg = InboundMessage(
         channel=args.channel,
         conversation=f"{args.channel}:cli",
         sender_id="cli",
         text=text,
         message_id="cli-1",
-        chat_kind=ChatKind(chat) if chat else ChatKind.PRIVATE,
+        chat_kind=chat or ChatKind.PRIVATE,
     )
     conv = ConversationState(sticky_model=args.sticky, turns=args.turns, history_chars=args.history_chars)
     router = Router.from_config(cfg)
@@ -119,10 +105,10 @@ def run_route(args: argparse.Namespace) -> int:
     d = router.decide(msg, caps, conv)
     elapsed_ms = (time.perf_counter() - t0) * 1000
     if args.json:
-        out = d.as_dict() | {"channel": args.channel, "chat": chat, "decision_ms": round(elapsed_ms, 3)}
+        out = d.as_dict() | {"channel": args.channel, "chat": args.chat, "decision_ms": round(elapsed_ms, 3)}
         print(json.dumps(out, indent=2))
         return 0
-    where = f"{args.channel}" + (f"/{chat}" if chat else "")
+    where = f"{args.channel}" + (f"/{args.chat}" if args.chat else "")
     print(f"model:    {d.model}")
     print(f"chain:    {' -> '.join(d.chain)}")
     print(f"tier:     {d.tier} (score {d.score:.2f})")
@@ -180,7 +166,7 @@ def format_models_table(rows: list[dict[str, Any]]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines]
     out.append(f"prices: USD per million tokens, checked {PRICES_CHECKED}; ttft and tok/s: published figures")
     return "\n".join(out)
 
@@ -210,17 +196,3 @@ def _k(n: int) -> str:
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f}M".replace(".0M", "M")
     return f"{n // 1000}k" if n >= 1000 else str(n)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for development: python -m routing.cli route "hi" --channel discord."""
-    parser = argparse.ArgumentParser(prog="python -m routing.cli")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    add_route_parser(sub)
-    add_models_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 TIERS = ("simple", "standard", "complex")
 TIER_VALUE = {"simple": 0.0, "standard": 0.5, "complex": 1.0}
@@ -34,7 +35,7 @@ class Complexity:
     signals: tuple[tuple[str, float], ...] = ()  # (what was seen, points or similarity)
     method: str = "heuristic"
     note: str | None = None  # a ready explanation (the embedding path)
-    parts: tuple["Complexity", ...] = ()  # the combined path's components
+    parts: tuple[Complexity, ...] = ()  # the combined path's components
 
     def explain(self, limit: int = 4) -> str:
         if self.parts:
@@ -63,7 +64,8 @@ def tier_for(score: float, thresholds: dict[str, float]) -> str:
 
 # --- heuristic ----------------------------------------------------------------------------------
 
-def _bset(words: "list[str] | str") -> frozenset[bytes]:
+
+def _bset(words: list[str] | str) -> frozenset[bytes]:
     return frozenset(w.encode() for w in (words.split() if isinstance(words, str) else words))
 
 
@@ -75,8 +77,25 @@ _FENCE = "```"
 _CODE_LINE_STARTS = tuple(
     "\n" + k
     for k in (
-        "def ", "class ", "import ", "from ", "#include", "function ", "const ", "let ", "var ", "public ",
-        "fn ", "func ", "return ", "    ", "\t", "SELECT ", "select ", "<div", "$ ",
+        "def ",
+        "class ",
+        "import ",
+        "from ",
+        "#include",
+        "function ",
+        "const ",
+        "let ",
+        "var ",
+        "public ",
+        "fn ",
+        "func ",
+        "return ",
+        "    ",
+        "\t",
+        "SELECT ",
+        "select ",
+        "<div",
+        "$ ",
     )
 )
 _CODE_TOKENS = ("{", "}", ";", "=>", "::", "`", "();", "!=", "==")
@@ -86,33 +105,192 @@ _MATH_CHARS = tuple("∑∫√≤≥≠∞πθλ∂")
 _MATH_TEX = ("\\frac", "\\int", "\\sum", "\\sqrt", "\\lim", "\\begin{")
 
 CODE_WORDS = _bset(
-    "code function method class bug error exception traceback stacktrace compile compiler compiles "
-    "regex python javascript typescript rust golang java c++ sql api endpoint script algorithm refactor "
-    "debug async thread threads deadlock segfault docker kubernetes json yaml html css bash linux git "
-    "database query schema".split()
+    [
+        "code",
+        "function",
+        "method",
+        "class",
+        "bug",
+        "error",
+        "exception",
+        "traceback",
+        "stacktrace",
+        "compile",
+        "compiler",
+        "compiles",
+        "regex",
+        "python",
+        "javascript",
+        "typescript",
+        "rust",
+        "golang",
+        "java",
+        "c++",
+        "sql",
+        "api",
+        "endpoint",
+        "script",
+        "algorithm",
+        "refactor",
+        "debug",
+        "async",
+        "thread",
+        "threads",
+        "deadlock",
+        "segfault",
+        "docker",
+        "kubernetes",
+        "json",
+        "yaml",
+        "html",
+        "css",
+        "bash",
+        "linux",
+        "git",
+        "database",
+        "query",
+        "schema",
+    ]
 )
 CODE_PHRASES = ("stack trace", "unit test", "memory leak", "race condition", "time complexity")
 MATH_WORDS = _bset(
-    "integral derivative differentiate prove proof theorem lemma equation equations inequality probability "
-    "variance matrix eigenvalue eigenvalues eigenvector polynomial logarithm modulo prime primes "
-    "permutation permutations combinatorics optimization optimisation calculus statistics regression".split()
+    [
+        "integral",
+        "derivative",
+        "differentiate",
+        "prove",
+        "proof",
+        "theorem",
+        "lemma",
+        "equation",
+        "equations",
+        "inequality",
+        "probability",
+        "variance",
+        "matrix",
+        "eigenvalue",
+        "eigenvalues",
+        "eigenvector",
+        "polynomial",
+        "logarithm",
+        "modulo",
+        "prime",
+        "primes",
+        "permutation",
+        "permutations",
+        "combinatorics",
+        "optimization",
+        "optimisation",
+        "calculus",
+        "statistics",
+        "regression",
+    ]
 )
 REASONING_WORDS = _bset(
-    "analyze analyse analysis compare contrast evaluate assess derive design architect architecture "
-    "tradeoff tradeoffs trade-off trade-offs optimize optimise critique justify implication implications "
-    "strategy strategies plan debug refactor implement investigate diagnose recommend recommendation "
-    "recommendations estimate summarize summarise synthesize synthesise calculate solve migrate migration "
-    "scalability detailed thorough thoroughly comprehensive rigorous explain".split()
+    [
+        "analyze",
+        "analyse",
+        "analysis",
+        "compare",
+        "contrast",
+        "evaluate",
+        "assess",
+        "derive",
+        "design",
+        "architect",
+        "architecture",
+        "tradeoff",
+        "tradeoffs",
+        "trade-off",
+        "trade-offs",
+        "optimize",
+        "optimise",
+        "critique",
+        "justify",
+        "implication",
+        "implications",
+        "strategy",
+        "strategies",
+        "plan",
+        "debug",
+        "refactor",
+        "implement",
+        "investigate",
+        "diagnose",
+        "recommend",
+        "recommendation",
+        "recommendations",
+        "estimate",
+        "summarize",
+        "summarise",
+        "synthesize",
+        "synthesise",
+        "calculate",
+        "solve",
+        "migrate",
+        "migration",
+        "scalability",
+        "detailed",
+        "thorough",
+        "thoroughly",
+        "comprehensive",
+        "rigorous",
+        "explain",
+    ]
 )
 REASONING_PHRASES = (
-    "explain why", "why does", "why do ", "how does", "how would", "step by step", "step-by-step",
-    "pros and cons", "in depth", "in-depth", "in detail", "what would happen", "walk me through", "reason about",
+    "explain why",
+    "why does",
+    "why do ",
+    "how does",
+    "how would",
+    "step by step",
+    "step-by-step",
+    "pros and cons",
+    "in depth",
+    "in-depth",
+    "in detail",
+    "what would happen",
+    "walk me through",
+    "reason about",
 )
-CODE_TASK_VERBS = _bset("write implement build create fix generate port convert optimize optimise".split())
-SEQUENCE_WORDS = _bset("first firstly second secondly then finally additionally also".split())
+CODE_TASK_VERBS = _bset(
+    ["write", "implement", "build", "create", "fix", "generate", "port", "convert", "optimize", "optimise"]
+)
+SEQUENCE_WORDS = _bset(["first", "firstly", "second", "secondly", "then", "finally", "additionally", "also"])
 CHITCHAT_FIRST = _bset(
-    "hi hello hey howdy yo sup thanks thank thx ty ok okay cool nice great lol haha bye cheers yes no "
-    "yep nope sure gm gn good morning evening night".split()
+    [
+        "hi",
+        "hello",
+        "hey",
+        "howdy",
+        "yo",
+        "sup",
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "ok",
+        "okay",
+        "cool",
+        "nice",
+        "great",
+        "lol",
+        "haha",
+        "bye",
+        "cheers",
+        "yes",
+        "no",
+        "yep",
+        "nope",
+        "sure",
+        "gm",
+        "gn",
+        "good",
+        "morning",
+        "evening",
+        "night",
+    ]
 )
 
 
@@ -163,8 +341,12 @@ class HeuristicScorer:
 
         # length: 0 at <= 60 chars, w_length at ~2,000 chars, capped at 1.5x beyond
         if n > 60:
-            signals.append((f"{n} chars" if n < 10_000 else f"{n // 1000}k chars",
-                            w["length"] * min(math.log(n / 60) / _LOG_2000_60, 1.5)))
+            signals.append(
+                (
+                    f"{n} chars" if n < 10_000 else f"{n // 1000}k chars",
+                    w["length"] * min(math.log(n / 60) / _LOG_2000_60, 1.5),
+                )
+            )
         fences = head.count(_FENCE)
         if fences:
             signals.append(("code block", w["fence"] * (2 if fences >= 4 else 1)))
@@ -180,7 +362,9 @@ class HeuristicScorer:
         if code:
             signals.append((f"code terms ({_names(code)})", w["code_words"] * min(len(code), 3)))
         maths = wset & MATH_WORDS
-        if not head.isascii() and any(c in head for c in _MATH_CHARS) or ("\\" in head and any(t in head for t in _MATH_TEX)):
+        if (not head.isascii() and any(c in head for c in _MATH_CHARS)) or (
+            "\\" in head and any(t in head for t in _MATH_TEX)
+        ):
             maths = maths | {b"notation"}
         if maths:
             signals.append((f"math ({_names(maths)})", w["math"] * min(len(maths), 3)))
@@ -224,8 +408,13 @@ class EmbeddingScorer:
 
     name = "embedding"
 
-    def __init__(self, examples: dict[str, Sequence[str]], encoder: object | None = None,
-                 top_k: int = 3, temperature: float = 0.04) -> None:
+    def __init__(
+        self,
+        examples: Mapping[str, Sequence[str]],
+        encoder: object | None = None,
+        top_k: int = 3,
+        temperature: float = 0.04,
+    ) -> None:
         import numpy as np
 
         from routing import embedding
@@ -255,15 +444,15 @@ class EmbeddingScorer:
             k = min(self.top_k, len(s))
             top = np.partition(s, len(s) - k)[-k:]
             sims.append(float(top.mean()))
-            best.append((f"{t} ~ \"{_short(self.examples[t][int(s.argmax())])}\"", float(s.max())))
+            best.append((f'{t} ~ "{_short(self.examples[t][int(s.argmax())])}"', float(s.max())))
         z = np.array(sims, dtype=np.float64) / self.temperature
         p = np.exp(z - z.max())
         p /= p.sum()
         score = float(p @ self.values)
-        signals = tuple((f"{t} sim", round(sim, 3)) for t, sim in zip(self.tiers, sims))
+        signals = tuple((f"{t} sim", round(sim, 3)) for t, sim in zip(self.tiers, sims, strict=False))
         nearest = max(best, key=lambda b: b[1])
         note = f"nearest {nearest[0]} ({nearest[1]:.2f}); " + " / ".join(
-            f"{t} {pt:.2f}" for t, pt in zip(self.tiers, p)
+            f"{t} {pt:.2f}" for t, pt in zip(self.tiers, p, strict=False)
         )
         signals += ((f"nearest {nearest[0]}", round(nearest[1], 3)),)
         return Complexity(round(score, 4), signals, "embedding", note=note)

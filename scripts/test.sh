@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run the whole suite.
+# Install everything the test suite needs, check the gates, then run the whole suite.
 # This is the README's second quick-start command; .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +14,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-# llama-cpp-python compiles from source the first time (about 5 minutes on 2 cores); pip caches the wheel.
-.venv/bin/python -m pip install -q -e '.[test]'
+./scripts/install.sh test
+
+# Gates: lint, format, types, and the import rules between packages (pyproject.toml)
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/lint-imports
 
 set +e
 .venv/bin/python -m pytest "$@"

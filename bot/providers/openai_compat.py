@@ -24,11 +24,11 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import openai
-from openai._constants import DEFAULT_CONNECTION_LIMITS
 
 from bot.config import ProviderConfig
 from bot.errors import (
@@ -42,8 +42,22 @@ from bot.types import Delta, GenerationRequest, Usage
 
 # parameters the chat completions endpoint takes at top level; anything else goes in extra_body
 _TOP_LEVEL = frozenset(
-    {"max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "reasoning_effort",
-     "service_tier", "prediction", "frequency_penalty", "presence_penalty", "response_format", "logit_bias", "user"}
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "seed",
+        "stop",
+        "reasoning_effort",
+        "service_tier",
+        "prediction",
+        "frequency_penalty",
+        "presence_penalty",
+        "response_format",
+        "logit_bias",
+        "user",
+    }
 )
 
 
@@ -53,7 +67,8 @@ class OpenAICompatProvider:
             raise ValueError(f"providers.{name}.base_url is required for kind = 'openai'")
         self.name = name
         self._cfg = cfg
-        limits = type(DEFAULT_CONNECTION_LIMITS)(
+        # the SDK's own Limits class (httpx or httpx2, whichever this openai release is built on)
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
             max_connections=cfg.max_connections,
             max_keepalive_connections=cfg.max_connections,
             keepalive_expiry=cfg.keepalive_expiry,
@@ -77,6 +92,10 @@ class OpenAICompatProvider:
         self._last_used = 0.0
         self._warmer: asyncio.Task[None] | None = None
 
+    async def list_models(self) -> None:
+        """One authenticated read-only call (`GET /models`); raises the SDK's errors (doctor)."""
+        await self._client.models.list()
+
     @property
     def session(self) -> aiohttp.ClientSession:
         """The fast path's connection pool, created inside the running loop on first use."""
@@ -89,7 +108,9 @@ class OpenAICompatProvider:
                 ),
                 # `timeout` bounds the wait for each piece of the answer, not the whole answer: a long
                 # reply that keeps streaming is never cut
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._cfg.connect_timeout, sock_read=self._cfg.timeout),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self._cfg.connect_timeout, sock_read=self._cfg.timeout
+                ),
                 headers=self._headers,
                 raise_for_status=False,
             )
@@ -119,7 +140,7 @@ class OpenAICompatProvider:
             else:
                 async with self.session.get(f"{self._url}/models") as resp:
                     await resp.read()  # any status: the connection is open either way
-        except (openai.APIError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, openai.APIError, aiohttp.ClientError):
             return False
         self._last_used = time.monotonic()
         return True
@@ -178,7 +199,10 @@ class OpenAICompatProvider:
                     chunk = loads(data)
                     if "error" in chunk:
                         err = chunk["error"]
-                        raise ProviderUnavailable(f"{self.name}: {err.get('message', err) if isinstance(err, dict) else err}", provider=self.name)
+                        raise ProviderUnavailable(
+                            f"{self.name}: {err.get('message', err) if isinstance(err, dict) else err}",
+                            provider=self.name,
+                        )
                     choices = chunk.get("choices")
                     if choices:
                         choice = choices[0]
@@ -192,10 +216,14 @@ class OpenAICompatProvider:
                     u = chunk.get("usage")
                     if u:
                         details = u.get("prompt_tokens_details") or {}
-                        usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, details.get("cached_tokens") or 0)
+                        usage = Usage(
+                            u.get("prompt_tokens") or 0,
+                            u.get("completion_tokens") or 0,
+                            details.get("cached_tokens") or 0,
+                        )
         except ProviderError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise ProviderUnavailable(f"{self.name}: {type(e).__name__}: {e}", provider=self.name) from e
         except (ValueError, TypeError, AttributeError, KeyError) as e:  # chunks not shaped as the protocol says
             raise self._malformed(e) from e
@@ -249,9 +277,10 @@ class OpenAICompatProvider:
         usage: Usage | None = None
         finish: str | None = None
         try:
-            stream = await self._client.chat.completions.create(
+            # the pass-through parameters (reasoning_effort, service_tier, ...) are untyped here
+            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]
                 model=req.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **params,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from bot.types import ChatTurn
 
@@ -39,8 +40,6 @@ class Store(Protocol):
 
     async def history(self, conversation: str, limit: int) -> list[ChatTurn]: ...
 
-    async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None: ...
-
     async def save_reply(self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord) -> None:
         """A delivered reply's turns (may be empty) and its ledger record, written together."""
         ...
@@ -50,8 +49,6 @@ class Store(Protocol):
     async def conversation(self, conversation: str) -> ConversationRecord: ...
 
     async def set_sticky_model(self, conversation: str, model: str | None) -> None: ...
-
-    async def record_reply(self, record: ReplyRecord) -> None: ...
 
     async def last_reply(self, conversation: str) -> ReplyRecord | None: ...
 

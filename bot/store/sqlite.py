@@ -13,9 +13,10 @@ import asyncio
 import sqlite3
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from bot.store.base import ConversationRecord, ReplyRecord
 from bot.types import ChatTurn
@@ -60,8 +61,21 @@ _CACHE_TURNS = 200
 
 
 def _reply_row(r: ReplyRecord) -> tuple[Any, ...]:
-    return (r.at, r.channel, r.conversation, r.model, r.route_reason, r.ttft, r.first_visible, r.total,
-            r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd, r.outcome)
+    return (
+        r.at,
+        r.channel,
+        r.conversation,
+        r.model,
+        r.route_reason,
+        r.ttft,
+        r.first_visible,
+        r.total,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.cost_usd,
+        r.outcome,
+    )
 
 
 class SqliteStore:
@@ -88,9 +102,7 @@ class SqliteStore:
             target = str(self.path)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(
-            self._thread, lambda: sqlite3.connect(target, check_same_thread=False)
-        )
+        self._conn = await loop.run_in_executor(self._thread, lambda: sqlite3.connect(target, check_same_thread=False))
         await self._run(lambda c: c.executescript(_SCHEMA))
 
     async def close(self) -> None:
@@ -125,7 +137,9 @@ class SqliteStore:
                 "SELECT role, content FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
                 (conversation, _CACHE_TURNS),
             ).fetchall()
-            state = c.execute("SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,)).fetchone()
+            state = c.execute(
+                "SELECT sticky_model FROM conversations WHERE conversation = ?", (conversation,)
+            ).fetchone()
             return rows, state
 
         rows, state = await self._run(read)
@@ -154,11 +168,6 @@ class SqliteStore:
             rec = self._convs.get(conversation, ConversationRecord())
         return rec
 
-    async def append(self, conversation: str, turns: Sequence[ChatTurn]) -> None:
-        (await self._load(conversation)).extend(turns)
-        now = time.time()
-        await self._run(self._write(_INSERT_MESSAGE, [(conversation, t.role, t.content, now) for t in turns]))
-
     async def save_reply(self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord) -> None:
         """A delivered reply: its turns in the history and its record in the ledger, in one write."""
         if turns:
@@ -181,33 +190,36 @@ class SqliteStore:
 
     async def set_sticky_model(self, conversation: str, model: str | None) -> None:
         self._convs[conversation] = ConversationRecord(sticky_model=model)
-        await self._run(self._write(
-            "INSERT INTO conversations(conversation, sticky_model) VALUES (?, ?) "
-            "ON CONFLICT(conversation) DO UPDATE SET sticky_model = excluded.sticky_model",
-            [(conversation, model)],
-        ))
+        await self._run(
+            self._write(
+                "INSERT INTO conversations(conversation, sticky_model) VALUES (?, ?) "
+                "ON CONFLICT(conversation) DO UPDATE SET sticky_model = excluded.sticky_model",
+                [(conversation, model)],
+            )
+        )
 
     # --- ledger ----------------------------------------------------------------------------------
 
-    async def record_reply(self, record: ReplyRecord) -> None:
-        await self._run(self._write(_INSERT_REPLY, [_reply_row(record)]))
-
     async def last_reply(self, conversation: str) -> ReplyRecord | None:
-        row = await self._run(lambda c: c.execute(
-            f"SELECT {_REPLY_COLUMNS} FROM replies WHERE conversation = ? ORDER BY id DESC LIMIT 1", (conversation,)
-        ).fetchone())
+        row = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_REPLY_COLUMNS} FROM replies WHERE conversation = ? ORDER BY id DESC LIMIT 1", (conversation,)
+            ).fetchone()
+        )
         return ReplyRecord(*row) if row else None
 
     async def spend_since(self, since: float) -> float:
-        row = await self._run(lambda c: c.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,)
-        ).fetchone())
+        row = await self._run(
+            lambda c: c.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM replies WHERE at >= ?", (since,)).fetchone()
+        )
         return float(row[0]) if row else 0.0
 
     async def model_stats(self) -> dict[str, tuple[float | None, float | None, int]]:
         """Per model: mean measured TTFT (s), tokens/s and reply count — for `models list`."""
-        rows = await self._run(lambda c: c.execute(
-            "SELECT model, AVG(ttft), AVG(CASE WHEN total > ttft AND ttft IS NOT NULL"
-            " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model"
-        ).fetchall())
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT model, AVG(ttft), AVG(CASE WHEN total > ttft AND ttft IS NOT NULL"
+                " THEN completion_tokens / (total - ttft) END), COUNT(*) FROM replies GROUP BY model"
+            ).fetchall()
+        )
         return {model: (ttft, tps, n) for model, ttft, tps, n in rows}

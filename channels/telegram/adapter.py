@@ -7,8 +7,8 @@ another poller, a refused webhook URL) surface as clear errors from `start()`.
 
 What is answered: private chats always; groups and supergroups only when the bot is mentioned,
 replied to, or sent a command (not one addressed to another bot). Forum topics are answered in their
-topic. With `allow_users` / `allow_chats` set, nobody else reaches a model: one short refusal in a
-private chat (at most every few minutes per chat), silence in groups. Repeated update_ids are dropped.
+topic. Who may reach a model (`allow_users` / `allow_chats`), repeated deliveries, the group message
+budget and shutdown are the core's: this module declares them and translates, nothing more.
 """
 
 from __future__ import annotations
@@ -20,23 +20,36 @@ import random
 import re
 import secrets
 import time
-import weakref
-from collections import OrderedDict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import httpx
 import structlog
 from aiohttp import web
-from aiolimiter import AsyncLimiter
+from pydantic import SecretStr
 from telegram import Bot, Message, Update, User
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
-from bot.errors import ConfigError, PlatformError
-from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, Streaming, conversation_key
-from channels.base import Inbox
+from bot.access import AccessPolicy
+from bot.channel import Channel, Check, Inbox
+from bot.commands import parse_command
+from bot.errors import ConfigError, PlatformError, RateLimited
+from bot.rendering import Renderer
+from bot.types import (
+    Capabilities,
+    ChatKind,
+    Command,
+    InboundMessage,
+    LatencyClass,
+    Markup,
+    RateBudget,
+    Streaming,
+    conversation_key,
+)
 from channels.telegram.api import FastCalls
 from channels.telegram.config import TelegramConfig
+from channels.telegram.render import RENDERER
 from channels.telegram.surface import TelegramSurface, TgContext, translate
 from channels.telegram.transport import AiohttpRequest
 
@@ -45,16 +58,14 @@ log = structlog.get_logger("switchboard.telegram")
 MAX_CHARS = 4096
 ALLOWED_UPDATES = ["message"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-REFUSAL_EVERY = 600.0  # seconds between refusals to one private chat
 _ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: an admin writing as the group
-_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?=\s|$)")
 _GROUP_TYPES = ("group", "supergroup")
-_YIELDS_BEFORE_REPOLL = 4  # event-loop turns from submit() to the reply's first real wait
 
 
 def make_bot(cfg: TelegramConfig) -> Bot:
     """A PTB Bot whose connections stay open for minutes (httpx drops idle ones after 5 s by default)."""
     if cfg.http_client == "aiohttp":
+
         def aio(pool: int) -> AiohttpRequest:
             return AiohttpRequest(
                 connection_pool_size=pool,
@@ -106,8 +117,9 @@ def make_bot(cfg: TelegramConfig) -> Bot:
     )
 
 
-class TelegramChannel:
-    name = "telegram"
+class TelegramChannel(Channel):
+    name: ClassVar[str] = "telegram"
+    renderer: ClassVar[Renderer] = RENDERER
 
     def __init__(self, cfg: TelegramConfig, *, bot: Bot | None = None) -> None:
         self.cfg = cfg
@@ -116,29 +128,19 @@ class TelegramChannel:
         self._fast = (
             FastCalls(request, self.bot.base_url) if cfg.fast_calls and isinstance(request, AiohttpRequest) else None
         )
-        self.me: User | None = None
-        self.webhook_secret = (
-            cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else secrets.token_urlsafe(32)
-        )
+        self.me: User | None = None  # the bot itself, after getMe
+        self.webhook_secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else secrets.token_urlsafe(32)
         self._inbox: Inbox | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._offset = 0
         self._stopping = False
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._seen_max = 10_000
-        self._limiters: dict[int, AsyncLimiter] = {}
-        self._refused: dict[int, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._live_surfaces: weakref.WeakSet[TelegramSurface] = weakref.WeakSet()  # replies in progress
-        self._closer: asyncio.Task[None] | None = None
         self._connected = False
         self._draft_ids = itertools.count(random.randint(1, 1 << 30))
         self._username = ""
-        self._caps = self._build_caps()
+        self._caps = _capabilities(cfg)
         # counters (also handy in tests)
-        self.duplicates = 0
         self.ignored = 0
-        self.refused = 0
         self.delivered = 0
 
     # --- Channel -----------------------------------------------------------------------------
@@ -146,10 +148,6 @@ class TelegramChannel:
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
         self._stopping = False
-        if self._closer is not None:  # restarted before the last stop() finished closing
-            self._closer.cancel()
-            await asyncio.gather(self._closer, return_exceptions=True)
-            self._closer = None
         self._connected = True
         try:
             await self._connect()
@@ -182,30 +180,12 @@ class TelegramChannel:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._inbox = None
-        # No new messages from here on. Replies still being written (the app cancels them after
-        # stopping its channels, and they then post their closing notice) keep the connections:
-        # those close once the last reply lets go of its surface, or at aclose().
-        if self._live_surfaces:
-            self._closer = asyncio.create_task(self._close_when_idle(), name="telegram-close")
-        else:
-            await self._close_connections()
+        # No new messages from here on. Replies still being written keep the connections until
+        # the app calls aclose() once they have ended.
 
     async def aclose(self) -> None:
-        """Close the Bot API connections now (after the app has finished every reply)."""
-        closer, self._closer = self._closer, None
-        if closer is not None:
-            closer.cancel()
-            await asyncio.gather(closer, return_exceptions=True)
+        """Close the Bot API connections (after the app has finished every reply)."""
         await self._close_connections()
-
-    async def _close_when_idle(self, grace: float = 30.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        try:
-            while self._live_surfaces and loop.time() < deadline:
-                await asyncio.sleep(0.05)
-        finally:
-            await self._close_connections()
 
     async def _close_connections(self) -> None:
         if not self._connected:
@@ -213,29 +193,37 @@ class TelegramChannel:
         self._connected = False
         try:
             await self.bot.shutdown()
-        except Exception as e:  # noqa: BLE001 - closing is best effort
+        except Exception as e:
             log.warning("telegram.shutdown_failed", error=str(e))
 
+    @classmethod
+    def declared_capabilities(cls, chat_kind: ChatKind) -> Capabilities:
+        caps = _capabilities(TelegramConfig.model_construct(token=SecretStr("")))  # the defaults
+        return caps["private" if chat_kind is ChatKind.PRIVATE else "group"]
+
     def capabilities(self, msg: InboundMessage) -> Capabilities:
-        ctx: TgContext = msg.platform
-        return self._caps["private" if ctx is None or ctx.private else "group"]
+        return self._caps["private" if msg.chat_kind is ChatKind.PRIVATE else "group"]
 
     def surface(self, msg: InboundMessage) -> TelegramSurface:
-        ctx: TgContext = msg.platform
-        group = not ctx.private
-        surface = TelegramSurface(
+        ctx = TgContext.of(msg)
+        return TelegramSurface(
             self.bot,
             ctx,
             draft_id=next(self._draft_ids) % (1 << 31) or 1,
-            quote=group and self.cfg.quote_in_groups,
+            quote=not ctx.private and self.cfg.quote_in_groups,
             link_previews=self.cfg.link_previews,
-            limiter=self._group_limiter(ctx.chat_id) if group else None,
             fast=self._fast,
         )
-        self._live_surfaces.add(surface)
-        return surface
 
-    def http_routes(self) -> list[web.RouteDef]:
+    def access_policy(self) -> AccessPolicy:
+        return self.cfg.access_policy()
+
+    async def doctor_checks(self) -> list[Check]:
+        from channels.telegram.doctor import checks
+
+        return await checks(self.cfg)
+
+    def http_routes(self) -> list[web.AbstractRouteDef]:
         """The webhook endpoint for the shared aiohttp server (webhook mode only)."""
         if self.cfg.mode != "webhook":
             return []
@@ -296,7 +284,7 @@ class TelegramChannel:
                 await self.bot.get_me()
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - warming is best effort
+            except Exception as e:
                 log.debug("telegram.warm_failed", error=str(e))
 
     async def _poll_loop(self) -> None:
@@ -313,7 +301,8 @@ class TelegramChannel:
             except TimedOut:
                 continue  # a long poll that outlived the read timeout: just poll again
             except RetryAfter as e:
-                await asyncio.sleep(translate(e).retry_after)  # type: ignore[attr-defined]
+                wait = translate(e)
+                await asyncio.sleep(wait.retry_after if isinstance(wait, RateLimited) else backoff)
                 continue
             except Conflict as e:
                 log.error(
@@ -328,27 +317,25 @@ class TelegramChannel:
                 log.error("telegram.token_rejected", error=e.message)
                 await asyncio.sleep(30.0)
                 continue
-            except Exception as e:  # noqa: BLE001 - the loop must survive network trouble
+            except Exception as e:
                 log.warning("telegram.poll_failed", error=str(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
             await self._process(updates)
-            if updates:
-                # Let the replies just handed over get going (lane -> reply -> typing call and
-                # the responder up to its first real wait) before building the next long poll:
+            if updates and self._inbox is not None:
+                # Let the replies just handed over get going before building the next long poll:
                 # otherwise that request's CPU sits in front of every one of them. An update that
                 # arrives meanwhile waits at the Bot API and comes back with the next poll.
-                for _ in range(_YIELDS_BEFORE_REPOLL):
-                    await asyncio.sleep(0)
+                await self._inbox.settle()
 
-    async def _process(self, updates: Any) -> None:
+    async def _process(self, updates: Sequence[Update]) -> None:
         for u in updates:
             self._offset = max(self._offset, u.update_id + 1)
             try:
                 await self.handle_update(u)
-            except Exception:  # noqa: BLE001 - one bad update must not stop the rest
+            except Exception:
                 log.exception("telegram.update_failed", update_id=u.update_id)
 
     # --- webhook -----------------------------------------------------------------------------
@@ -363,7 +350,7 @@ class TelegramChannel:
         try:
             data = await request.json()
             update = Update.de_json(data, self.bot)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return web.Response(status=400, text="bad update")
         if update is not None:
             await self.handle_update(update)
@@ -374,9 +361,6 @@ class TelegramChannel:
     async def handle_update(self, update: Update) -> None:
         """Filter one update and hand what should be answered to the inbox."""
         received = time.perf_counter()
-        if self._is_repeat(update.update_id):
-            self.duplicates += 1
-            return
         msg = update.message
         if msg is None:
             return
@@ -388,14 +372,6 @@ class TelegramChannel:
             return
         self.delivered += 1
         await inbox.submit(inbound)
-
-    def _is_repeat(self, update_id: int) -> bool:
-        if update_id in self._seen:
-            return True
-        self._seen[update_id] = None
-        if len(self._seen) > self._seen_max:
-            self._seen.popitem(last=False)
-        return False
 
     def to_inbound(self, msg: Message, received: float | None = None) -> InboundMessage | None:
         """The InboundMessage for `msg`, or None when it is not for us (counted as ignored / refused)."""
@@ -412,17 +388,12 @@ class TelegramChannel:
         if not private and chat.type not in _GROUP_TYPES:
             self.ignored += 1
             return None
-        text, addressed = self._address(msg, text, private)
+        command = parse_command(text)
+        text, addressed = self._address(msg, text, private, command)
         if not addressed:
             self.ignored += 1
             return None
-        if not self._allowed(user, chat.id):
-            self.refused += 1
-            if private:
-                self._refuse(chat.id)
-            return None
         topic = msg.message_thread_id if msg.is_topic_message else None
-        ctx = TgContext(chat.id, chat.type, msg.message_id, topic, user.id)
         if private:
             kind = ChatKind.PRIVATE
         elif topic is not None:
@@ -437,26 +408,30 @@ class TelegramChannel:
             message_id=f"{chat.id}:{msg.message_id}",
             chat_kind=kind,
             sender_name=user.full_name or user.username,
-            received_at=received if received is not None else time.perf_counter(),
-            platform=ctx,
+            sender_handle=user.username,
+            chat_id=str(chat.id),
+            thread_id=None if topic is None else str(topic),
+            reply_to=str(msg.message_id),
+            command=command,
+            received_mono=received if received is not None else time.perf_counter(),
         )
 
-    def _address(self, msg: Message, text: str, private: bool) -> tuple[str, bool]:
+    def _address(self, msg: Message, text: str, private: bool, command: Command | None) -> tuple[str, bool]:
         """(normalised text, whether the message is for this bot)."""
         me = self._username
-        m = _COMMAND.match(text)
-        if m is not None:
-            target = m.group(2)
-            if target is not None and target.lower() != me:
+        if command is not None:
+            if command.target is None:
+                return text, True
+            if command.target.lower() != me:
                 return text, private  # a command for another bot: ours only in a private chat
-            return f"/{m.group(1)}{text[m.end():]}", True  # "/cmd@Bot args" -> "/cmd args"
+            return text.replace(f"@{command.target}", "", 1), True  # "/cmd@Bot args" -> "/cmd args"
         if private:
             return text, True
         mentioned = False
         for ent, value in msg.parse_entities(["mention", "text_mention"]).items():
-            if ent.type == "mention" and value.lower() == f"@{me}":
-                mentioned = True
-            elif ent.type == "text_mention" and ent.user is not None and self.me and ent.user.id == self.me.id:
+            if (ent.type == "mention" and value.lower() == f"@{me}") or (
+                ent.type == "text_mention" and ent.user is not None and self.me and ent.user.id == self.me.id
+            ):
                 mentioned = True
         if not mentioned and me and re.search(rf"(?<![\w@])@{re.escape(me)}\b", text, re.IGNORECASE):
             mentioned = True
@@ -470,58 +445,29 @@ class TelegramChannel:
                 return text, True
         return text, False
 
-    def _allowed(self, user: User, chat_id: int) -> bool:
-        cfg = self.cfg
-        if not cfg.restricted:
-            return True
-        if user.id in cfg.allowed_user_ids or chat_id in cfg.allow_chats:
-            return True
-        return bool(user.username) and user.username.lower() in cfg.allowed_usernames  # type: ignore[union-attr]
-
-    def _refuse(self, chat_id: int) -> None:
-        now = time.monotonic()
-        if now - self._refused.get(chat_id, -REFUSAL_EVERY) < REFUSAL_EVERY:
-            return
-        self._refused[chat_id] = now
-        if len(self._refused) > 10_000:
-            self._refused = {k: v for k, v in self._refused.items() if now - v < REFUSAL_EVERY}
-        self._spawn(self._send_refusal(chat_id))
-
-    async def _send_refusal(self, chat_id: int) -> None:
-        try:
-            await self.bot.send_message(chat_id, self.cfg.refusal_text)
-        except TelegramError as e:
-            log.warning("telegram.refusal_failed", chat_id=chat_id, error=str(e))
-
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # --- capabilities ------------------------------------------------------------------------
 
-    def _build_caps(self) -> dict[str, Capabilities]:
-        cfg = self.cfg
-        private_mode = Streaming(cfg.private_streaming)
-        group_mode = Streaming(cfg.group_streaming)
+def _capabilities(cfg: TelegramConfig) -> dict[str, Capabilities]:
+    """Private chats stream drafts; groups edit, within the group's message budget."""
+    group_budget = RateBudget(cfg.group_messages_per_minute, 60.0)
 
-        def caps(mode: Streaming) -> Capabilities:
-            return Capabilities(
-                streaming=mode,
-                latency_class=LatencyClass.SEMI_SYNC,
-                max_chars=MAX_CHARS,
-                min_edit_interval=cfg.draft_interval if mode is Streaming.DRAFT else cfg.edit_interval,
-                min_send_interval=cfg.edit_interval,  # new messages at about one a second per chat
-                typing_refresh=cfg.typing_refresh,
-                markup=Markup.TELEGRAM_HTML,
-            )
+    def caps(mode: Streaming, budget: RateBudget | None) -> Capabilities:
+        return Capabilities(
+            streaming=mode,
+            latency_class=LatencyClass.SEMI_SYNC,
+            max_chars=MAX_CHARS,
+            min_edit_interval=cfg.draft_interval if mode is Streaming.DRAFT else cfg.edit_interval,
+            min_send_interval=cfg.edit_interval,  # new messages at about one a second per chat
+            typing_refresh=cfg.typing_refresh,
+            markup=Markup.TELEGRAM_HTML,
+            chat_budget=budget,
+        )
 
-        return {"private": caps(private_mode), "group": caps(group_mode)}
-
-    def _group_limiter(self, chat_id: int) -> AsyncLimiter:
-        lim = self._limiters.get(chat_id)
-        if lim is None:
-            if len(self._limiters) > 10_000:
-                self._limiters.clear()
-            lim = self._limiters[chat_id] = AsyncLimiter(self.cfg.group_messages_per_minute, 60.0)
-        return lim
+    return {
+        "private": caps(Streaming(cfg.private_streaming), None),
+        "group": caps(Streaming(cfg.group_streaming), group_budget),
+    }

@@ -13,7 +13,6 @@ the body is encoded here in one pass (aiohttp's FormData costs about five times 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 from urllib.parse import quote_plus
@@ -70,7 +69,7 @@ def form_body(params: dict[str, Any]) -> bytes:
 class FastCalls:
     """POST one Bot API method over the bot's aiohttp session; the result, or a bot.errors error."""
 
-    __slots__ = ("_request", "_base")
+    __slots__ = ("_base", "_request")
 
     def __init__(self, request: AiohttpRequest, base_url: str) -> None:
         self._request = request
@@ -85,7 +84,7 @@ class FastCalls:
             ) as resp:
                 status = resp.status
                 body = await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PlatformError(f"telegram: {method} timed out (it may still have been delivered)") from None
         except aiohttp.ClientError as e:
             raise PlatformError(f"telegram: {method}: {type(e).__name__}: {scrub(str(e))}") from None

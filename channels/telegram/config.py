@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from bot.access import AccessConfig
 from bot.errors import ConfigError
 
 PREFIX = "channels.telegram"
 
 
-class TelegramConfig(BaseModel):
+class TelegramConfig(AccessConfig):
+    """The table; `allow_users`, `allow_chats`, `refusal_text` come from the core's AccessConfig."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
@@ -27,7 +30,9 @@ class TelegramConfig(BaseModel):
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(30, ge=0, le=50, description="seconds one getUpdates long poll is held")
     conflict_probe: int = Field(
-        1, ge=0, le=10,
+        1,
+        ge=0,
+        le=10,
         description="seconds the first getUpdates is held at start so another poller on the token shows as 409",
     )
     drop_pending_updates: bool = Field(False, description="skip updates that queued while the bot was down")
@@ -36,13 +41,6 @@ class TelegramConfig(BaseModel):
     webhook_secret: SecretStr | None = Field(
         None, description="X-Telegram-Bot-Api-Secret-Token; default: a random one per start"
     )
-
-    # who is answered
-    allow_users: list[int | str] = Field(
-        default_factory=list, description="user ids or @usernames; empty with allow_chats empty: everyone"
-    )
-    allow_chats: list[int] = Field(default_factory=list, description="chat ids whose members are all answered")
-    refusal_text: str = "Sorry, this bot only answers people it has been set up for."
 
     # how replies look
     private_streaming: Literal["draft", "edit", "none"] = "draft"
@@ -74,11 +72,11 @@ class TelegramConfig(BaseModel):
     pool_timeout: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "TelegramConfig":
+    def _check(self) -> TelegramConfig:
         if not self.token.get_secret_value().strip():
             raise ValueError("token: is empty")
         if self.mode == "webhook" and not self.webhook_url:
-            raise ValueError("webhook_url: required when mode = \"webhook\"")
+            raise ValueError('webhook_url: required when mode = "webhook"')
         if not self.webhook_path.startswith("/"):
             raise ValueError("webhook_path: must start with '/'")
         if self.webhook_secret is not None:
@@ -86,18 +84,6 @@ class TelegramConfig(BaseModel):
             if not (1 <= len(s) <= 256) or any(not (c.isascii() and (c.isalnum() or c in "_-")) for c in s):
                 raise ValueError("webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return self
-
-    @property
-    def allowed_user_ids(self) -> frozenset[int]:
-        return frozenset(u for u in self.allow_users if isinstance(u, int))
-
-    @property
-    def allowed_usernames(self) -> frozenset[str]:
-        return frozenset(u.lstrip("@").lower() for u in self.allow_users if isinstance(u, str))
-
-    @property
-    def restricted(self) -> bool:
-        return bool(self.allow_users or self.allow_chats)
 
 
 def parse_config(table: dict[str, Any] | None) -> TelegramConfig:
@@ -118,6 +104,6 @@ def parse_config(table: dict[str, Any] | None) -> TelegramConfig:
                 if reason:
                     loc, msg = key, reason
             if loc == "token" and (e["type"] == "missing" or e.get("input", "") is None):
-                msg = "is required and empty (set token = \"${TELEGRAM_BOT_TOKEN}\" and export the variable)"
+                msg = 'is required and empty (set token = "${TELEGRAM_BOT_TOKEN}" and export the variable)'
             lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
         raise ConfigError("\n".join(lines)) from None

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+
+from bot.types import Markup
 
 _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:", "ftp://")
 _LANG_OK = re.compile(r"^[A-Za-z0-9_+#.\-]{1,32}$")
@@ -104,9 +107,7 @@ def _block(node: SyntaxTreeNode, *, quoted: bool) -> str:
 def _list(node: SyntaxTreeNode, *, quoted: bool, depth: int) -> str:
     ordered = node.type == "ordered_list"
     number = int(node.attrs.get("start", 1)) if ordered else 0
-    tight = not any(
-        (c.type == "paragraph" and not c.hidden) for item in node.children for c in item.children
-    )
+    tight = not any((c.type == "paragraph" and not c.hidden) for item in node.children for c in item.children)
     lines: list[str] = []
     for item in node.children:
         marker = f"{number}." if ordered else _BULLET
@@ -119,7 +120,8 @@ def _list(node: SyntaxTreeNode, *, quoted: bool, depth: int) -> str:
                 text = _block(child, quoted=quoted)
                 if text == "":
                     continue
-                text = _indent_rest(text, depth + 1)
+                # lines after the first stay as they are: a lazy continuation line has no indent in
+                # the source, and the visible text must never outgrow its source (bot.rendering)
                 if pieces and not text.startswith("<pre"):  # a later paragraph of the item
                     text = _INDENT * (depth + 1) + text
                 pieces.append(text)
@@ -128,15 +130,6 @@ def _list(node: SyntaxTreeNode, *, quoted: bool, depth: int) -> str:
             body = "\n" + body
         lines.append(f"{_INDENT * depth}{marker} {body}".rstrip())
     return ("\n" if tight else "\n\n").join(lines)
-
-
-def _indent_rest(text: str, depth: int) -> str:
-    """Indent every line after the first (the first follows the marker)."""
-    if "\n" not in text or "<pre" in text:
-        return text  # never touch the inside of a code block
-    first, *rest = text.split("\n")
-    pad = _INDENT * depth
-    return "\n".join([first, *[pad + line if line else line for line in rest]])
 
 
 def _table(node: SyntaxTreeNode) -> str:
@@ -202,3 +195,36 @@ def _link(href: str, inner: str) -> str:
     if href.lower().startswith(_SAFE_SCHEMES) and len(href) <= 2048:
         return f'<a href="{_escape_attr(href)}">{inner}</a>'
     return inner  # Telegram refuses odd URLs in links: show the text alone
+
+
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    """What Telegram shows (and counts against its 4096 limit) for an HTML message: tags gone,
+    entities decoded."""
+    parser = _TextOf()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts)
+
+
+class TelegramHtml:
+    """The Telegram channel's renderer (bot.rendering.Renderer)."""
+
+    markup = Markup.TELEGRAM_HTML
+
+    def render(self, source: str) -> str:
+        return markdown_to_html(source)
+
+    def visible(self, rendered: str) -> str:
+        return visible_text(rendered)
+
+
+RENDERER = TelegramHtml()

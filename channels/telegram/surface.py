@@ -1,15 +1,8 @@
 """The primitive moves on one Telegram reply, and the translation of Bot API errors.
 
 One object per reply. Each method makes exactly one Bot API call and either succeeds or raises one
-of bot.errors — no retry, no waiting for flood control (ReplyStream owns both). Two exceptions, both
-about the chat rather than the reply:
-
-- the per-group message budget (about 20 sends + edits a minute in one group, shared by every
-  reply there): the channel hands the group's limiter to each surface and sends / edits pass
-  through it;
-- `finish()` after a refused HTML body sends the same text once more as plain text (ReplyStream
-  retries plain only for send / edit; a refused sendMessage created nothing, so this cannot
-  duplicate).
+of bot.errors: no retry, no pacing, no waiting for flood control, no group budget (ReplyStream owns
+all of them, and retries a refused HTML body as plain text on send, edit and finish alike).
 
 The calls go out through `FastCalls` (aiohttp, no PTB objects; the default) or PTB's typed methods.
 """
@@ -20,26 +13,35 @@ import datetime as dtm
 from dataclasses import dataclass
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram import Bot, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import ChatMigrated, RetryAfter, TelegramError
 
-from bot.errors import MarkupRejected, PlatformError, RateLimited
-from bot.types import MessageRef
+from bot.errors import PlatformError, RateLimited
+from bot.types import ChatKind, InboundMessage, MessageRef
 from channels.telegram.api import FastCalls, classify
-from channels.telegram.render import markdown_to_html
+from channels.telegram.render import RENDERER
 
 
 @dataclass(frozen=True, slots=True)
 class TgContext:
-    """Where a message came from: everything the surface needs to answer it (InboundMessage.platform)."""
+    """Where a message came from: everything the surface needs to answer it (from its InboundMessage)."""
 
     chat_id: int
     chat_type: str  # "private" | "group" | "supergroup"
     message_id: int
     thread_id: int | None = None  # forum topic the message is in
     user_id: int | None = None
+
+    @classmethod
+    def of(cls, msg: InboundMessage) -> TgContext:
+        return cls(
+            int(msg.chat_id),
+            "private" if msg.chat_kind is ChatKind.PRIVATE else "group",
+            int(msg.reply_to or 0),
+            int(msg.thread_id) if msg.thread_id is not None else None,
+            int(msg.sender_id) if msg.sender_id.lstrip("-").isdigit() else None,
+        )
 
     @property
     def private(self) -> bool:
@@ -53,6 +55,8 @@ _NO_PREVIEW_JSON = {"is_disabled": True}
 def translate(err: TelegramError) -> PlatformError:
     """A python-telegram-bot error as one of the shared errors ReplyStream acts on."""
     if isinstance(err, RetryAfter):
+        # the exact value, whichever type PTB is configured to expose (its `retry_after` property
+        # warns about a coming int -> timedelta change); no public accessor for it
         ra = getattr(err, "_retry_after", None)
         seconds = ra.total_seconds() if isinstance(ra, dtm.timedelta) else float(err.retry_after)  # type: ignore[arg-type]
         return RateLimited(seconds, f"telegram flood control: retry after {seconds:g}s")
@@ -71,7 +75,14 @@ class TelegramSurface:
     """ReplySurface for one reply in one Telegram chat (or forum topic)."""
 
     __slots__ = (
-        "_bot", "_fast", "ctx", "_quote", "_previews", "_limiter", "draft_id", "_quoted", "calls", "__weakref__",
+        "_bot",
+        "_fast",
+        "_previews",
+        "_quote",
+        "_quoted",
+        "calls",
+        "ctx",
+        "draft_id",
     )
 
     def __init__(
@@ -82,7 +93,6 @@ class TelegramSurface:
         draft_id: int,
         quote: bool = False,
         link_previews: bool = False,
-        limiter: AsyncLimiter | None = None,
         fast: FastCalls | None = None,
     ) -> None:
         self._bot = bot
@@ -91,7 +101,6 @@ class TelegramSurface:
         self.draft_id = draft_id or 1  # Telegram wants a non-zero id, the same for the whole reply
         self._quote = quote
         self._previews = link_previews
-        self._limiter = limiter
         self._quoted = False
         self.calls = 0
 
@@ -115,8 +124,6 @@ class TelegramSurface:
         body, mode = self._body(text, plain)
         quote = self._quote and not self._quoted
         ctx = self.ctx
-        if self._limiter is not None:
-            await self._limiter.acquire()
         self.calls += 1
         if self._fast is not None:
             params: dict[str, Any] = {"chat_id": ctx.chat_id, "text": body}
@@ -152,8 +159,6 @@ class TelegramSurface:
     async def edit(self, ref: MessageRef, text: str, *, plain: bool = False) -> None:
         body, mode = self._body(text, plain)
         mid = ref.extra if isinstance(ref.extra, int) else int(ref.id)
-        if self._limiter is not None:
-            await self._limiter.acquire()
         self.calls += 1
         if self._fast is not None:
             params: dict[str, Any] = {"chat_id": self.ctx.chat_id, "message_id": mid, "text": body}
@@ -208,7 +213,7 @@ class TelegramSurface:
     def _body(text: str, plain: bool) -> tuple[str, str | None]:
         if plain:
             return text, None
-        html = markdown_to_html(text)
+        html = RENDERER.render(text)
         if not html.strip():  # e.g. only whitespace / markup: show the source as it is
             return text, None
         return html, ParseMode.HTML

@@ -11,14 +11,12 @@ Connections are kept `keepalive` seconds when idle (aiohttp's default is 15 s; h
 
 from __future__ import annotations
 
-import asyncio
 import re
+from typing import Any
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
-
 
 _TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
 
@@ -29,7 +27,7 @@ def scrub(text: str) -> str:
 
 
 class AiohttpRequest(BaseRequest):
-    __slots__ = ("_session", "_pool_size", "_keepalive", "_connect", "_read", "_write", "_pool", "_timeouts")
+    __slots__ = ("_connect", "_keepalive", "_pool", "_pool_size", "_read", "_session", "_timeouts", "_write")
 
     def __init__(
         self,
@@ -100,17 +98,18 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: float | None | DefaultValue[None] = BaseRequest.DEFAULT_NONE,
-        write_timeout: float | None | DefaultValue[None] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: float | None | DefaultValue[None] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: float | None | DefaultValue[None] = BaseRequest.DEFAULT_NONE,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         session = self._session
         if session is None or session.closed:
             raise RuntimeError("AiohttpRequest is not initialized")
-        read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
-        connect = self._connect if isinstance(connect_timeout, DefaultValue) else connect_timeout
-        pool = self._pool if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        # PTB's DefaultValue type is in a private module: compare with the public sentinel instead
+        read = self._read if read_timeout is BaseRequest.DEFAULT_NONE else read_timeout
+        connect = self._connect if connect_timeout is BaseRequest.DEFAULT_NONE else connect_timeout
+        pool = self._pool if pool_timeout is BaseRequest.DEFAULT_NONE else pool_timeout
         data: aiohttp.FormData | dict[str, str] | None = None
         if request_data is not None:
             files = request_data.multipart_data
@@ -128,7 +127,7 @@ class AiohttpRequest(BaseRequest):
             async with session.request(method, url, data=data, timeout=self._timeout(read, connect, pool)) as resp:
                 body = await resp.read()
                 return resp.status, body
-        except asyncio.TimeoutError as err:
+        except TimeoutError as err:
             raise TimedOut from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp: {type(err).__name__}: {scrub(str(err))}") from err

@@ -1,5 +1,5 @@
 """Webchat: a single page served by the shared aiohttp server, streaming replies token by token."""
 
-from channels.webchat.channel import WebchatChannel, build
+from channels.webchat.channel import CHANNEL, WebchatChannel, build
 
-__all__ = ["WebchatChannel", "build"]
+__all__ = ["CHANNEL", "WebchatChannel", "build"]

@@ -30,22 +30,23 @@ import itertools
 import json
 import uuid
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from yarl import URL
 
+from bot.channel import Channel, Inbox
 from bot.config import Config, WebchatConfig
 from bot.errors import MessageGone
+from bot.rendering import Passthrough, Renderer
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, MessageRef, Streaming
-from channels.base import Inbox
 
 log = structlog.get_logger("switchboard.webchat")
 
 CAPABILITIES = Capabilities(
     streaming=Streaming.NATIVE,
-    latency_class=LatencyClass.SEMI_SYNC,  # a person typing in a chat page, as routing/cli.py maps it
+    latency_class=LatencyClass.SEMI_SYNC,  # a person typing in a chat page
     max_chars=100_000,
     min_edit_interval=0.0,  # our own socket: show every token as it comes
     typing_refresh=60.0,
@@ -62,13 +63,13 @@ class WebchatSurface:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse | None) -> None:
         self._ws = ws
         self._reply: int | None = None
         self._shown = ""
 
     async def _send(self, payload: dict[str, Any]) -> None:
-        if self._ws.closed:
+        if self._ws is None or self._ws.closed:
             raise MessageGone("browser went away")
         await self._ws.send_str(json.dumps(payload))
 
@@ -116,8 +117,9 @@ class WebchatSurface:
         self._shown = text
 
 
-class WebchatChannel:
-    name = "webchat"
+class WebchatChannel(Channel):
+    name: ClassVar[str] = "webchat"
+    renderer: ClassVar[Renderer] = Passthrough(Markup.MARKDOWN)  # the page renders the Markdown
 
     def __init__(self, cfg: WebchatConfig, *, max_input_chars: int) -> None:
         self.cfg = cfg
@@ -126,10 +128,11 @@ class WebchatChannel:
         self._inbox: Inbox | None = None
         self._accepting = False
         self._sockets: set[web.WebSocketResponse] = set()  # one per connection: two tabs of one session are two
+        self._origin: dict[str, web.WebSocketResponse] = {}  # message id -> the socket it came on (replies go there)
         page = resources.files("channels.webchat").joinpath("index.html").read_text(encoding="utf-8")
         self._page = page.replace("{{title}}", html.escape(cfg.title)).replace("{{max_frame}}", str(self._max_frame))
 
-    def http_routes(self) -> list[web.RouteDef]:
+    def http_routes(self) -> list[web.AbstractRouteDef]:
         return [web.get("/", self._index), web.get("/ws", self._socket)]
 
     async def start(self, inbox: Inbox) -> None:
@@ -145,22 +148,31 @@ class WebchatChannel:
         self._accepting = False
         sockets = list(self._sockets)
         self._sockets.clear()
-        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                               for ws in sockets), return_exceptions=True)
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for ws in sockets),
+            return_exceptions=True,
+        )
+
+    @classmethod
+    def declared_capabilities(cls, chat_kind: ChatKind) -> Capabilities:
+        return CAPABILITIES
 
     def capabilities(self, msg: InboundMessage) -> Capabilities:
         return CAPABILITIES
 
     def surface(self, msg: InboundMessage) -> WebchatSurface:
-        return WebchatSurface(msg.platform)
+        return WebchatSurface(self._origin.pop(msg.message_id, None))  # None: the socket closed already
 
     async def _index(self, _: web.Request) -> web.Response:
         return web.Response(text=self._page, content_type="text/html")
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
-            log.warning("webchat.cross_origin_refused", origin=request.headers.get(hdrs.ORIGIN, "")[:200],
-                        host=request.host[:200])
+            log.warning(
+                "webchat.cross_origin_refused",
+                origin=request.headers.get(hdrs.ORIGIN, "")[:200],
+                host=request.host[:200],
+            )
             return web.Response(status=403, text="cross-origin WebSocket refused")
         if not self._accepting:
             return web.Response(status=503, text="shutting down")
@@ -177,6 +189,8 @@ class WebchatChannel:
                     log.info("webchat.socket_error", error=str(frame.data)[:200], close_code=ws.close_code)
         finally:
             self._sockets.discard(ws)
+            for mid in [m for m, w in self._origin.items() if w is ws]:
+                del self._origin[mid]
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse, conversation: str, data: str) -> None:
@@ -200,8 +214,9 @@ class WebchatChannel:
             text=text,
             message_id=f"{conversation}:{payload.get('id') or uuid.uuid4().hex}",
             chat_kind=ChatKind.PRIVATE,
-            platform=ws,
+            chat_id=conversation,
         )
+        self._origin.setdefault(msg.message_id, ws)
         await self._inbox.submit(msg)
 
 
@@ -226,6 +241,9 @@ def _same_origin(request: web.Request) -> bool:
     except ValueError:
         return False
     return False
+
+
+CHANNEL = WebchatChannel
 
 
 def build(cfg: Config, table: dict[str, Any]) -> WebchatChannel:

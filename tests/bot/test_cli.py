@@ -22,8 +22,14 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=tmp_path, env=env(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_message_send_answers_with_the_bundled_model_and_prints_timings(tmp_path):
@@ -49,8 +55,19 @@ price = {{ input = 1.0, output = 2.0 }}
 """)
         e = env(tmp_path) | {"HOSTED_KEY": "sk-secret-value-123"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "message", "send", "hello", "--model", "m1",
-            cwd=tmp_path, env=e, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "message",
+            "send",
+            "hello",
+            "--model",
+            "m1",
+            cwd=tmp_path,
+            env=e,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     text = out.decode()
@@ -96,7 +113,7 @@ def test_models_list_shows_measured_speed_after_traffic(tmp_path):
         "import asyncio; from bot.store.sqlite import SqliteStore; from bot.store.base import ReplyRecord\n"
         "async def main():\n"
         f"    s = SqliteStore({str(tmp_path / 'data' / 'switchboard.sqlite3')!r}); await s.open()\n"
-        "    await s.record_reply(ReplyRecord(0, 'x', 'c', 'local/smollm2-135m', 'r', 0.1, 0.1, 1.1, 5, 100, 0, 0.0))\n"
+        "    await s.save_reply('c', [], ReplyRecord(0, 'x', 'c', 'local/smollm2-135m', 'r', 0.1, 0.1, 1.1, 5, 100, 0, 0.0))\n"
         "    await s.close()\n"
         "asyncio.run(main())\n"
     )
@@ -108,8 +125,14 @@ def test_models_list_shows_measured_speed_after_traffic(tmp_path):
 
 def test_run_serves_webchat_and_stops_on_ctrl_c(tmp_path):
     (tmp_path / "switchboard.toml").write_text("[http]\nport = 0\n")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("Switchboard webchat: http://127.0.0.1:"), line + proc.stderr.read()
@@ -124,7 +147,14 @@ def test_run_serves_webchat_and_stops_on_ctrl_c(tmp_path):
 
 
 def test_chat_streams_a_terminal_conversation(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "bot.cli", "chat"], cwd=tmp_path, env=env(tmp_path),
-                       input="What is the capital of France?\n/reset\n", capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        input="What is the capital of France?\n/reset\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "Paris" in r.stdout and "Conversation cleared." in r.stdout

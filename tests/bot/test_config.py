@@ -57,8 +57,10 @@ def test_missing_env_var_leaves_provider_without_key(tmp_path):
 
 
 def test_env_expansion_inside_strings():
-    cfg = config.parse({"providers": {"x": {"kind": "openai", "base_url": "http://${HOST}:${PORT}/v1"}}},
-                       env={"HOST": "127.0.0.1", "PORT": "9000"})
+    cfg = config.parse(
+        {"providers": {"x": {"kind": "openai", "base_url": "http://${HOST}:${PORT}/v1"}}},
+        env={"HOST": "127.0.0.1", "PORT": "9000"},
+    )
     assert cfg.providers["x"].base_url == "http://127.0.0.1:9000/v1"
 
 
@@ -87,7 +89,10 @@ def test_lookup_order(tmp_path, monkeypatch):
         ("[providers.x]\nkind = 'grpc'\n", "providers.x.kind: Input should be 'openai', 'gemini' or 'local'"),
         ("[providers.x]\nkind = 'openai'\ntimeout = -1\n", "providers.x.timeout: Input should be greater than 0"),
         ("[http]\nport = 'eighty'\n", "http.port: Input should be a valid integer"),
-        ("[dispatcher]\nqueue_mode = 'drop'\n", "dispatcher.queue_mode: Input should be 'followup', 'collect' or 'interrupt'"),
+        (
+            "[dispatcher]\nqueue_mode = 'drop'\n",
+            "dispatcher.queue_mode: Input should be 'followup', 'collect' or 'interrupt'",
+        ),
         ("[routing]\nfallbacks = 'x'\n", "routing.fallbacks: Input should be a valid list"),
     ],
 )
@@ -126,7 +131,7 @@ def test_config_set_round_trip_keeps_comments(tmp_path):
 def test_config_set_refuses_an_invalid_value(tmp_path):
     p = write(tmp_path, VALID)
     before = p.read_text()
-    with pytest.raises(ConfigError, match="http.port"):
+    with pytest.raises(ConfigError, match=r"http\.port"):
         set_value(p, "http.port", "'x'")
     assert p.read_text() == before
 
@@ -165,7 +170,10 @@ allowed = [1, 2]
 
 
 def test_config_get_masks_raw_channel_tables_and_headers(tmp_path):
-    cfg = config.load(write(tmp_path, TELEGRAM), env={"CORP_KEY": "ck-abc123", "TELEGRAM_TOKEN": "123456789:AAAAbbbbCCCCddddEEEEffffGGGGhhhhIII"})
+    cfg = config.load(
+        write(tmp_path, TELEGRAM),
+        env={"CORP_KEY": "ck-abc123", "TELEGRAM_TOKEN": "123456789:AAAAbbbbCCCCddddEEEEffffGGGGhhhhIII"},
+    )
     assert get_value(cfg, "channels.telegram.token") == "********"
     assert get_value(cfg, "channels.telegram.webhook_secret") == "********"
     table = get_value(cfg, "channels.telegram")
@@ -189,5 +197,5 @@ def test_config_get_shows_an_empty_secret_as_empty(tmp_path):
 def test_openai_kind_needs_a_base_url_unless_well_known():
     cfg = config.parse({"providers": {"cerebras": {"kind": "openai", "api_key": "k"}}})
     assert cfg.providers["cerebras"].base_url == "https://api.cerebras.ai/v1"
-    with pytest.raises(ConfigError, match="providers.myllm.base_url is required"):
+    with pytest.raises(ConfigError, match=r"providers\.myllm\.base_url is required"):
         config.parse({"providers": {"myllm": {"kind": "openai"}}})

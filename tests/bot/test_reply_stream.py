@@ -71,7 +71,7 @@ def words(n: int, seed: int = 0) -> list[str]:
     rnd = random.Random(seed)
     vocab = ["the", "model", "writes", "an", "answer", "quickly", "and", "well", "ünï", "😀"]
     out = []
-    for i in range(n):
+    for _ in range(n):
         w = rnd.choice(vocab)
         sep = rnd.choice([" ", " ", " ", " ", ". ", ",\n", "\n\n"])
         out.append(w + sep)
@@ -80,7 +80,7 @@ def words(n: int, seed: int = 0) -> list[str]:
 
 def assert_paced(surface: RecordingSurface, interval: float) -> None:
     starts = [c.start for c in surface.text_calls]
-    for a, b in zip(starts, starts[1:]):
+    for a, b in zip(starts, starts[1:], strict=False):
         assert b - a >= interval - EPS, f"requests {b - a:.4f}s apart, interval {interval}"
 
 
@@ -88,7 +88,7 @@ def assert_sequential(surface: RecordingSurface) -> None:
     assert surface.violations == []
     assert surface.max_in_flight <= 1
     calls = surface.text_calls
-    for a, b in zip(calls, calls[1:]):
+    for a, b in zip(calls, calls[1:], strict=False):
         assert a.end is not None and b.start >= a.end
 
 
@@ -357,7 +357,12 @@ def code_heavy_deltas(seed: int, n: int) -> list[str]:
     for _ in range(n):
         r = rnd.random()
         if r < 0.1:
-            block = ("" if not out or out[-1].endswith("\n") else "\n") + "```python\n" + "".join(f"x_{rnd.randint(0, 99)} = {rnd.randint(0, 9999)}\n" for _ in range(rnd.randint(2, 15))) + "```\n"
+            block = (
+                ("" if not out or out[-1].endswith("\n") else "\n")
+                + "```python\n"
+                + "".join(f"x_{rnd.randint(0, 99)} = {rnd.randint(0, 9999)}\n" for _ in range(rnd.randint(2, 15)))
+                + "```\n"
+            )
             # models emit code in small pieces too
             i = 0
             while i < len(block):
@@ -389,7 +394,7 @@ async def test_split_at_the_limit_while_streaming_and_at_the_end(mode: Streaming
     if mode is Streaming.EDIT:
         # A message, once it shows its final part, never changes again; and parts appear while
         # streaming, not only at the end.
-        for ref, part in zip(surface.order, parts):
+        for ref, part in zip(surface.order, parts, strict=False):
             writes = [c for c in surface.text_calls if c.ref == ref and c.accepted]
             final_at = next(i for i, c in enumerate(writes) if c.text == part)
             assert all(c.text == part for c in writes[final_at:])
@@ -565,7 +570,7 @@ async def test_typing_refreshed_until_the_final_send_then_stopped_for_good() -> 
     await asyncio.sleep(0.15)
     typing = surface.of("typing")
     assert len(typing) >= 4
-    for a, b in zip(typing, typing[1:]):
+    for a, b in zip(typing, typing[1:], strict=False):
         assert b.start - a.start >= 0.05 - EPS
     send = surface.of("send")[0]
     assert all(t.start < send.start for t in typing)  # none after the reply
@@ -624,7 +629,9 @@ async def test_abort_keeps_what_was_shown_and_adds_the_notice() -> None:
     result = await rs.abort("⚠️ The model stopped; try again.")
     assert surface.visible == [result.text]
     assert result.text.startswith(f.text) and result.text.startswith(shown)
-    assert result.text.endswith("\n\n⚠️ The model stopped; try again.") or result.text.endswith("\n⚠️ The model stopped; try again.")
+    assert result.text.endswith("\n\n⚠️ The model stopped; try again.") or result.text.endswith(
+        "\n⚠️ The model stopped; try again."
+    )
     assert len(surface.of("send")) == 1
     n = len(surface.of("typing"))
     await asyncio.sleep(0.08)
@@ -744,8 +751,8 @@ async def test_new_messages_keep_their_own_pace_while_drafts_go_fast() -> None:
     result = await rs.close()
     finishes = surface.of("finish")
     assert len(finishes) >= 3
-    for a, b in zip(finishes, finishes[1:]):
+    for a, b in zip(finishes, finishes[1:], strict=False):
         assert b.start >= a.end + 0.15 - EPS  # one new message per min_send_interval
     drafts = surface.of("draft")
-    assert any(b.start - a.end < 0.1 for a, b in zip(drafts, drafts[1:]))  # previews stay quick
+    assert any(b.start - a.end < 0.1 for a, b in zip(drafts, drafts[1:], strict=False))  # previews stay quick
     assert_final(surface, result, f.text, 200)

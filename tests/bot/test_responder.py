@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import App
-from bot.config import ProviderConfig
 from bot.errors import ProviderAuthError, ProviderUnavailable
 from bot.providers.openai_compat import OpenAICompatProvider
 from tests.conftest import make_config
-from tests.fakes.openai_server import FakeOpenAI, Scripted
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.recording_channel import RecordingChannel
 from tests.fakes.scripted_provider import ScriptedProvider
 
@@ -61,10 +60,14 @@ async def test_failure_after_text_ends_with_a_visible_notice():
 async def test_every_model_failing_ends_in_a_notice():
     channel = RecordingChannel()
     err = ProviderAuthError("bad key", provider="hosted", status=401)
-    app = App(make_config(**HOSTED), channels=[channel], providers={
-        "hosted": ScriptedProvider(name="hosted", fail_before=err),
-        "local": ScriptedProvider(name="local", fail_before=ProviderUnavailable("no model", provider="local")),
-    })
+    app = App(
+        make_config(**HOSTED),
+        channels=[channel],
+        providers={
+            "hosted": ScriptedProvider(name="hosted", fail_before=err),
+            "local": ScriptedProvider(name="local", fail_before=ProviderUnavailable("no model", provider="local")),
+        },
+    )
     await run(app, channel, "hello")
     (reply,) = channel.replies()
     assert reply.startswith("Sorry, I couldn't get an answer") and "hosted: AuthError 401; local: Unavailable" in reply
@@ -74,8 +77,13 @@ async def test_every_model_failing_ends_in_a_notice():
 async def test_real_provider_usage_and_cost_are_kept(tmp_path):
     channel = RecordingChannel()
     async with FakeOpenAI("The answer is 42.", ttft=0.02, prompt_tokens=1000, cached_tokens=400) as srv:
-        cfg = make_config(**{**HOSTED, "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}},
-                             "models": {"hosted/big": {"price": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}}})
+        cfg = make_config(
+            **{
+                **HOSTED,
+                "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}},
+                "models": {"hosted/big": {"price": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}},
+            }
+        )
         provider = OpenAICompatProvider("hosted", cfg.providers["hosted"])
         app = App(cfg, channels=[channel], providers={"hosted": provider, "local": ScriptedProvider()})
         await app.start()
@@ -145,7 +153,7 @@ async def test_monthly_budget_spent_routes_to_free_models_only():
     await channel.say("one")
     await app.dispatcher.drain()
     assert channel.replies() == ["paid"]
-    app.responder.budget.add(0.02)  # the month's spend passes the budget
+    app.spend.add(0.02)  # the month's spend passes the budget
     await channel.say("two")
     await app.dispatcher.drain()
     rec = await app.store.last_reply("rec:1")
@@ -155,21 +163,24 @@ async def test_monthly_budget_spent_routes_to_free_models_only():
 
 
 async def test_budget_spend_is_loaded_from_the_ledger(tmp_path):
-    from bot.budget import Budget
+    import time
+
     from bot.store.base import ReplyRecord
     from bot.store.sqlite import SqliteStore
 
-    store = SqliteStore(tmp_path / "s.sqlite3")
+    path = tmp_path / "s.sqlite3"
+    store = SqliteStore(path)
     await store.open()
-    import time
-
-    await store.record_reply(ReplyRecord(time.time(), "c", "k", "m", "r", 0.1, 0.1, 0.2, 1, 1, 0, 7.5))
-    budget = Budget(10, store)
-    await budget.load()
-    assert budget.spent == 7.5 and not budget.exhausted
-    budget.add(2.5)
-    assert budget.exhausted
+    await store.save_reply("k", [], ReplyRecord(time.time(), "c", "k", "m", "r", 0.1, 0.1, 0.2, 1, 1, 0, 7.5))
     await store.close()
+    app = App(make_config(budget={"monthly_usd": 10}), store=SqliteStore(path), channels=[RecordingChannel()])
+    await app.start()
+    try:
+        assert app.spend.spend().spent_usd == 7.5 and not app.spend.spend().exhausted
+        app.spend.add(2.5)
+        assert app.spend.spend().exhausted
+    finally:
+        await app.stop()
 
 
 async def test_history_carries_the_previous_exchange():
@@ -179,7 +190,10 @@ async def test_history_carries_the_previous_exchange():
     await run(app, channel, "question one", "question two")
     second = local.requests[1].messages
     assert [(t.role, t.content) for t in second[1:]] == [
-        ("user", "question one"), ("assistant", "answer one"), ("user", "question two")]
+        ("user", "question one"),
+        ("assistant", "answer one"),
+        ("user", "question two"),
+    ]
 
 
 async def test_an_empty_answer_moves_down_the_chain():
@@ -214,8 +228,15 @@ async def test_an_unexpected_error_ends_typing_and_says_so():
 async def test_a_complete_answer_is_delivered_whole_even_if_interrupted_while_delivering():
     from bot.types import Capabilities, LatencyClass, Markup, Streaming
 
-    slow_edits = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, 4096, min_edit_interval=0.3,
-                              typing_refresh=None, markup=Markup.PLAIN, first_chunk_chars=1)
+    slow_edits = Capabilities(
+        Streaming.EDIT,
+        LatencyClass.SEMI_SYNC,
+        4096,
+        min_edit_interval=0.3,
+        typing_refresh=None,
+        markup=Markup.PLAIN,
+        first_chunk_chars=1,
+    )
     channel = RecordingChannel(slow_edits)
     provider = ScriptedProvider(["Hello", " there,", " the", " complete", " answer."], interval=0.01)
     app = App(make_config(dispatcher={"queue_mode": "interrupt"}), channels=[channel], providers={"local": provider})
@@ -237,24 +258,28 @@ async def test_interrupted_reply_is_recorded_and_charged():
     await app.start()
     await channel.say("first")
     await asyncio.sleep(0.2)
-    spent_before = app.responder.budget.spent
+    spent_before = app.spend.spent
     await channel.say("second")
     await app.dispatcher.drain()
     await app.responder.flush()
-    rows = await app.store._run(lambda c: c.execute("SELECT outcome, completion_tokens, cost_usd FROM replies").fetchall())
+    rows = await app.store._run(
+        lambda c: c.execute("SELECT outcome, completion_tokens, cost_usd FROM replies").fetchall()
+    )
     await app.stop()
     outcomes = [r[0] for r in rows]
     assert "interrupted" in outcomes
     interrupted = rows[outcomes.index("interrupted")]
     assert interrupted[1] > 0 and interrupted[2] > 0  # estimated from the text streamed so far
-    assert app.responder.budget.spent > spent_before
+    assert app.spend.spent > spent_before
 
 
 async def test_spend_from_real_usage_counts_against_the_budget():
     channel = RecordingChannel()
     async with FakeOpenAI("ok", prompt_tokens=1_000_000) as srv:  # one reply costs $1 of input
-        cfg = make_config(**{**HOSTED, "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}}},
-                          budget={"monthly_usd": 1.0})
+        cfg = make_config(
+            **{**HOSTED, "providers": {"hosted": {"kind": "openai", "base_url": srv.base_url, "api_key": "k"}}},
+            budget={"monthly_usd": 1.0},
+        )
         provider = OpenAICompatProvider("hosted", cfg.providers["hosted"])
         app = App(cfg, channels=[channel], providers={"hosted": provider, "local": ScriptedProvider(["free"])})
         await run(app, channel, "one", "two")
@@ -313,7 +338,10 @@ async def test_a_channel_that_fails_to_start_leaves_nothing_open():
 
 
 def test_dispatcher_settings_come_from_the_config():
-    app = App(make_config(dispatcher={"max_concurrent": 3, "queue_mode": "collect", "dedupe_window": 7}),
-              channels=[RecordingChannel()], providers={"local": ScriptedProvider()})
+    app = App(
+        make_config(dispatcher={"max_concurrent": 3, "queue_mode": "collect", "dedupe_window": 7}),
+        channels=[RecordingChannel()],
+        providers={"local": ScriptedProvider()},
+    )
     d = app.dispatcher
-    assert (d.max_concurrent, d.queue_mode, d._dedupe_window) == (3, "collect", 7)
+    assert (d.max_concurrent, d.queue_mode, d._seen._window) == (3, "collect", 7)  # type: ignore[attr-defined]

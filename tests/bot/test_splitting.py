@@ -140,7 +140,9 @@ def _random_text(rnd: random.Random, size: int) -> str:
         r = rnd.random()
         if r < 0.08:
             lang = rnd.choice(["", "python", "js", "c++"])
-            lines = [" ".join(rnd.choice(_WORDS[:8]) for _ in range(rnd.randint(0, 8))) for _ in range(rnd.randint(1, 12))]
+            lines = [
+                " ".join(rnd.choice(_WORDS[:8]) for _ in range(rnd.randint(0, 8))) for _ in range(rnd.randint(1, 12))
+            ]
             chunk = "```" + lang + "\n" + "\n".join(lines) + "\n```"
             chunk = ("\n" if out and not out[-1].endswith("\n") else "") + chunk + "\n"
         elif r < 0.18:
@@ -167,7 +169,7 @@ def _check_reconstruction(text: str, limit: int) -> None:
         assert p.start == pos, (p, pos)
         assert len(p.text) <= limit, (limit, p)
         assert p.text == p.prefix + text[p.start : p.end] + p.suffix
-        assert p.prefix in ("",) or p.prefix.startswith("```") and p.prefix.endswith("\n")
+        assert p.prefix in ("",) or (p.prefix.startswith("```") and p.prefix.endswith("\n"))
         assert p.suffix in ("", "\n```")
         gap = text[p.end : p.next_start]
         assert not gap.strip(), repr(gap)  # only boundary whitespace is dropped

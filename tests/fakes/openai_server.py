@@ -53,8 +53,10 @@ class FakeOpenAI:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        models_delay: float = 0.0,
     ) -> None:
         self.reply = reply
+        self.models_delay = models_delay  # seconds GET /models takes (a real API is never instant)
         self.ttft = ttft
         self.token_interval = token_interval
         self.chunk_words = chunk_words
@@ -73,7 +75,7 @@ class FakeOpenAI:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeOpenAI":
+    async def __aenter__(self) -> FakeOpenAI:
         await self.start()
         return self
 
@@ -118,7 +120,11 @@ class FakeOpenAI:
 
     async def _models(self, request: web.Request) -> web.Response:
         self._remember(request, None)
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
+        if self.models_delay:
+            await asyncio.sleep(self.models_delay)
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]}
+        )
 
     async def _ttft_stamps(self, _: web.Request) -> web.Response:
         return web.json_response(self.ttft_stamps)
@@ -152,7 +158,9 @@ class FakeOpenAI:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}
+                    ],
                     "usage": usage,
                 }
             )
@@ -160,7 +168,12 @@ class FakeOpenAI:
         await resp.prepare(request)
         if self.ttft:
             await asyncio.sleep(self.ttft)
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+        }
         if scripted.raw_chunks is not None:
             for raw in scripted.raw_chunks:
                 await resp.write(b"data: " + raw + b"\n\n")

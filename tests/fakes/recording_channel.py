@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from bot.channel import Channel
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, Streaming
 from tests.fakes.recording_surface import RecordingSurface
 
-EDITING = Capabilities(Streaming.EDIT, LatencyClass.SEMI_SYNC, max_chars=4096, min_edit_interval=0.02,
-                       typing_refresh=1.0, markup=Markup.PLAIN, first_chunk_chars=1)
+EDITING = Capabilities(
+    Streaming.EDIT,
+    LatencyClass.SEMI_SYNC,
+    max_chars=4096,
+    min_edit_interval=0.02,
+    typing_refresh=1.0,
+    markup=Markup.PLAIN,
+    first_chunk_chars=1,
+)
 
 
-class RecordingChannel:
-    name = "rec"
+class RecordingChannel(Channel):
+    name: ClassVar[str] = "rec"
 
     def __init__(self, caps: Capabilities = EDITING) -> None:
         self.caps = caps
@@ -34,7 +44,7 @@ class RecordingChannel:
 
     async def say(self, text: str, conversation: str = "rec:1") -> InboundMessage:
         self._n += 1
-        msg = InboundMessage(self.name, conversation, "u1", text, str(self._n), ChatKind.PRIVATE)
+        msg = InboundMessage(self.name, conversation, "u1", text, str(self._n), ChatKind.PRIVATE, chat_id=conversation)
         await self.inbox.submit(msg)
         return msg
 

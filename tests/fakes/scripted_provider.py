@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from bot.errors import ProviderError
 from bot.types import Delta, GenerationRequest, Usage

@@ -17,9 +17,10 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -68,8 +69,22 @@ class TelegramHTMLError(ValueError):
 
 
 _ALLOWED = {
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
-    "tg-emoji", "code", "pre", "blockquote",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "tg-emoji",
+    "code",
+    "pre",
+    "blockquote",
 }
 _BAD_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)")
 
@@ -167,7 +182,7 @@ class FakeTelegram:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeTelegram":
+    async def start(self) -> FakeTelegram:
         app = web.Application()
         if self.control:
             app.router.add_post("/_control/push", self._control_push)
@@ -223,8 +238,11 @@ class FakeTelegram:
 
     def flood(self, method: str, retry_after: float, **kw: Any) -> None:
         self.fail(
-            method, status=429, description=f"Too Many Requests: retry after {retry_after}",
-            retry_after=retry_after, **kw,
+            method,
+            status=429,
+            description=f"Too Many Requests: retry after {retry_after}",
+            retry_after=retry_after,
+            **kw,
         )
 
     def push_update(self, update: dict[str, Any], *, redeliver: bool = False) -> dict[str, Any]:
@@ -274,7 +292,11 @@ class FakeTelegram:
         if username:
             sender["username"] = username
         msg: dict[str, Any] = {
-            "message_id": message_id, "date": int(time.time()), "chat": chat, "from": sender, "text": text,
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": sender,
+            "text": text,
         }
         if entities is None:
             entities = _auto_entities(text)
@@ -294,9 +316,11 @@ class FakeTelegram:
     def bot_message(self, chat_id: int, message_id: int = 1, text: str = "earlier answer") -> dict[str, Any]:
         """A message written by the bot (to reply to)."""
         return {
-            "message_id": message_id, "date": int(time.time()),
+            "message_id": message_id,
+            "date": int(time.time()),
             "chat": {"id": chat_id, "type": self.chat_types.get(chat_id, "supergroup")},
-            "from": dict(self.bot_user), "text": text,
+            "from": dict(self.bot_user),
+            "text": text,
         }
 
     # --- inspection ------------------------------------------------------------------------------
@@ -312,7 +336,7 @@ class FakeTelegram:
         """Visible text of every message the bot has in the chat, in order (after edits)."""
         return [m.text for m in self.sent.get(chat_id, [])]
 
-    async def wait_for(self, pred: Callable[["FakeTelegram"], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, pred: Callable[[FakeTelegram], bool], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while not pred(self):
             if time.monotonic() > deadline:
@@ -436,8 +460,12 @@ class FakeTelegram:
         return web.json_response(body, status=status)
 
     async def _m_getMe(self, p: dict[str, Any]) -> Any:
-        return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False}
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
         self.webhook = None
@@ -453,13 +481,19 @@ class FakeTelegram:
         return True
 
     async def _m_getWebhookInfo(self, p: dict[str, Any]) -> Any:
-        return {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False,
-                "pending_update_count": len(self._pending)}
+        return {
+            "url": (self.webhook or {}).get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
 
     async def _m_getUpdates(self, p: dict[str, Any]) -> Any:
         if self.webhook:
-            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                 "use deleteWebhook to delete the webhook first")
+            raise _ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset = int(p.get("offset") or 0)
         timeout = float(p.get("timeout") or 0)
         limit = int(p.get("limit") or 100)
@@ -470,8 +504,11 @@ class FakeTelegram:
             self._changed.notify_all()  # a poll still held is terminated by this one (as Telegram does)
             while True:
                 if gen != self._poll_gen:
-                    raise _ApiError(409, "Conflict: terminated by other getUpdates request; "
-                                         "make sure that only one bot instance is running")
+                    raise _ApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; "
+                        "make sure that only one bot instance is running",
+                    )
                 if offset:
                     self._pending = [u for u in self._pending if u["update_id"] >= offset]
                 if self._forced:
@@ -484,7 +521,7 @@ class FakeTelegram:
                     return []
                 try:
                     await asyncio.wait_for(self._changed.wait(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return []
 
     def _handed(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -516,9 +553,11 @@ class FakeTelegram:
 
     def _message_json(self, m: SentMessage, edited: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "message_id": m.message_id, "date": int(time.time()),
+            "message_id": m.message_id,
+            "date": int(time.time()),
             "chat": {"id": m.chat_id, "type": self._chat_type(m.chat_id)},
-            "from": dict(self.bot_user), "text": m.text,
+            "from": dict(self.bot_user),
+            "text": m.text,
         }
         if m.thread_id is not None:
             out["message_thread_id"] = m.thread_id
@@ -533,8 +572,15 @@ class FakeTelegram:
         self._next_msg[chat_id] = mid
         reply = p.get("reply_parameters")
         reply_to = reply.get("message_id") if isinstance(reply, dict) else p.get("reply_to_message_id")
-        m = SentMessage(chat_id, mid, visible, str(p["text"]), p.get("parse_mode"),
-                        thread_id=p.get("message_thread_id"), reply_to=reply_to)
+        m = SentMessage(
+            chat_id,
+            mid,
+            visible,
+            str(p["text"]),
+            p.get("parse_mode"),
+            thread_id=p.get("message_thread_id"),
+            reply_to=reply_to,
+        )
         self.sent.setdefault(chat_id, []).append(m)
         if self._finals:
             self._shown(chat_id, visible)

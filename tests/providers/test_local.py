@@ -26,7 +26,9 @@ on_module_loop = pytest.mark.asyncio(loop_scope="module")
 ENGINES = [
     pytest.param(
         "llama_cpp",
-        marks=pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"),
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"
+        ),
     ),
     pytest.param(
         "mlx",
@@ -126,7 +128,7 @@ async def test_a_file_that_is_not_a_model_is_a_provider_error(tmp_path: Path):
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf file at all" * 10)
     p = LocalProvider("local", ProviderConfig(kind="local", model_path=str(bogus), engine="llama_cpp"))
-    with pytest.raises(ProviderUnavailable, match="bogus.gguf"):
+    with pytest.raises(ProviderUnavailable, match=r"bogus\.gguf"):
         await p.start()
     await p.aclose()
 

@@ -12,7 +12,6 @@ from bot.providers.openai_compat import OpenAICompatProvider
 from bot.types import ChatTurn, GenerationRequest
 from tests.fakes.openai_server import FakeOpenAI, Scripted
 
-
 CLIENT = "fast"
 
 
@@ -69,8 +68,14 @@ async def test_stream_without_finish_is_an_error_not_a_silent_cut():
 async def test_extra_parameters_pass_through():
     async with FakeOpenAI("ok") as srv:
         p = provider(srv.base_url, warm=False)
-        req = request(extra={"reasoning_effort": "low", "service_tier": "priority", "disable_reasoning": True,
-                             "prediction": {"type": "content", "content": "x"}})
+        req = request(
+            extra={
+                "reasoning_effort": "low",
+                "service_tier": "priority",
+                "disable_reasoning": True,
+                "prediction": {"type": "content", "content": "x"},
+            }
+        )
         await collect(p, req)
         await p.aclose()
     body = srv.chat_requests[0].body
@@ -161,7 +166,7 @@ async def test_connects_at_start_and_rewarms_before_expiry():
 
 
 async def test_start_opens_the_configured_number_of_warm_connections():
-    async with FakeOpenAI("ok") as srv:
+    async with FakeOpenAI("ok", models_delay=0.2) as srv:  # the five warm-ups overlap, as on a real network
         p = provider(srv.base_url, warm_connections=5)
         await p.start()
         warm_ports = {r.peer_port for r in srv.requests if r.path == "/v1/models"}

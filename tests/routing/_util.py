@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import Config, parse
+from bot.route import ConversationState
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Streaming
 from routing.catalog import Catalog
 from routing.complexity import HeuristicScorer
-from routing.decision import ConversationState
 from routing.router import Router
 
 ALL_KEYS: dict[str, Any] = {
@@ -38,7 +38,9 @@ def caps(lc: LatencyClass | str) -> Capabilities:
 
 
 def msg(text: str, kind: ChatKind = ChatKind.PRIVATE) -> InboundMessage:
-    return InboundMessage(channel="test", conversation="test:1", sender_id="u", text=text, message_id="1", chat_kind=kind)
+    return InboundMessage(
+        channel="test", conversation="test:1", sender_id="u", text=text, message_id="1", chat_kind=kind
+    )
 
 
 def conv(**kw: Any) -> ConversationState:
@@ -53,4 +55,3 @@ ANALYSIS = (
     "for Q4 with trade-offs. What data would you need? What are the risks?"
 )
 LONG_DOC = "Summarize the key risks in this annual report:\n" + ("revenue fell in the third quarter. " * 34_300)
-

@@ -94,7 +94,9 @@ def test_config_adds_a_model_and_an_alias() -> None:
     cfg = make_cfg(
         {
             "providers": {"vllm": {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "api_key": "x"}},
-            "models": {"vllm/qwen2.5-7b": {"id": "Qwen/Qwen2.5-7B-Instruct", "context_window": 32768, "alias": ["q7", "home"]}},
+            "models": {
+                "vllm/qwen2.5-7b": {"id": "Qwen/Qwen2.5-7B-Instruct", "context_window": 32768, "alias": ["q7", "home"]}
+            },
             "routing": {"aliases": {"best": "anthropic/claude-sonnet-5-5", "fast": "vllm/qwen2.5-7b"}},
         }
     )

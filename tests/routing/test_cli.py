@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import LatencyClass
-from routing.cli import add_models_parser, add_route_parser, format_models_table, latency_for, main, models_table
+from bot.app import channel_capabilities
+from bot.cli import main
+from bot.types import ChatKind, LatencyClass
+from routing.cli import add_models_parser, add_route_parser, format_models_table, models_table
 from tests.routing._util import LONG_DOC, make_cfg
 
 KEYS_TOML = """
@@ -32,24 +34,43 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def test_latency_for_channels() -> None:
-    assert latency_for("discord", "command") is LatencyClass.SYNC
-    assert latency_for("discord", "dm") is LatencyClass.SEMI_SYNC
-    assert latency_for("telegram", "group") is LatencyClass.SEMI_SYNC
-    assert latency_for("slack", "thread") is LatencyClass.ASYNC
-    assert latency_for("slack", "dm") is LatencyClass.SEMI_SYNC
-    assert latency_for("somewhere", None) is LatencyClass.SEMI_SYNC
+def test_latency_class_comes_from_the_adapter_class() -> None:
+    assert channel_capabilities("console", None).latency_class is LatencyClass.SYNC
+    assert channel_capabilities("webchat", ChatKind.PRIVATE).latency_class is LatencyClass.SEMI_SYNC
+    group = channel_capabilities("telegram", ChatKind.GROUP)
+    assert group.latency_class is LatencyClass.SEMI_SYNC and group.chat_budget is not None
+    assert channel_capabilities("telegram", ChatKind.PRIVATE).chat_budget is None
+
+
+def test_unknown_channel_exits_2(keyed_config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "hi", "--channel", "pigeon", "--config", keyed_config]) == 2
+    assert "unknown channel 'pigeon'" in capsys.readouterr().err
 
 
 def test_route_prints_a_decision(keyed_config: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(["route", "hi!", "--channel", "discord", "--chat", "command", "--config", keyed_config], capsys)
+    code, out = run(["route", "hi!", "--channel", "console", "--config", keyed_config], capsys)
     assert code == 0
     assert "model:    cerebras/llama3.1-8b" in out
     assert "sync" in out and "reason:" in out
 
 
 def test_route_json(keyed_config: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(["route", "hi", "--channel", "slack", "--chat", "thread", "--json", "--config", keyed_config], capsys)
+    code, out = run(
+        [
+            "route",
+            "hi",
+            "--channel",
+            "telegram",
+            "--chat",
+            "thread",
+            "--latency",
+            "async",
+            "--json",
+            "--config",
+            keyed_config,
+        ],
+        capsys,
+    )
     d = json.loads(out)
     assert code == 0
     assert d["latency_class"] == "async" and d["tier"] == "simple" and d["chain"][-1] == "local/smollm2-135m"
@@ -65,7 +86,9 @@ def test_route_reads_a_file_and_sticky(keyed_config: str, tmp_path: Path, capsys
     assert json.loads(out)["model"] == "gemini/gemini-2.5-pro"
 
 
-def test_route_without_config_uses_the_local_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_route_without_config_uses_the_local_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SWITCHBOARD_CONFIG", raising=False)
     _, out = run(["route", "Prove that there are infinitely many primes.", "--json"], capsys)
@@ -85,7 +108,7 @@ def test_parsers_wire_into_a_main_parser_with_its_own_config() -> None:
     add_route_parser(sub)
     add_models_parser(sub)
     args = parser.parse_args(["--config", "x.toml", "route", "hello", "--channel", "telegram"])
-    assert args.config == "x.toml" and args.text == "hello" and args.func.__name__ == "run_route"
+    assert args.config == "x.toml" and args.text == "hello" and args.channel == "telegram"
     args = parser.parse_args(["models", "list"])
     assert args.func.__name__ == "run_models"
 

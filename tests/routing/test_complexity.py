@@ -10,17 +10,19 @@ from tests.routing._util import ANALYSIS, CHITCHAT, CODING, LONG_DOC
 H = HeuristicScorer()
 TH = {"standard": 0.35, "complex": 0.65}
 
-CODE_BUG = '''My Flask app crashes on start:
+CODE_BUG = """My Flask app crashes on start:
 ```
 Traceback (most recent call last):
   File "app.py", line 12, in <module>
     db.init_app(app)
 AttributeError: 'NoneType' object has no attribute 'init_app'
 ```
-Why does this happen and how do I fix it?'''
+Why does this happen and how do I fix it?"""
 
 
-@pytest.mark.parametrize("text", ["hi", "thanks!", "ok cool", "good morning :)", CHITCHAT, "what's the capital of France?"])
+@pytest.mark.parametrize(
+    "text", ["hi", "thanks!", "ok cool", "good morning :)", CHITCHAT, "what's the capital of France?"]
+)
 def test_chitchat_and_short_facts_are_simple(text: str) -> None:
     c = H.score(text)
     assert tier_for(c.score, TH) == "simple", c

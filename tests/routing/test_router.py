@@ -4,6 +4,7 @@ import pytest
 
 from bot.config import LOCAL_DEFAULT_MODEL
 from bot.types import LatencyClass
+from routing.catalog import Catalog
 from routing.complexity import Complexity
 from routing.router import DEFAULT_TABLE, Router
 from tests.routing._util import (
@@ -19,7 +20,6 @@ from tests.routing._util import (
     make_router,
     msg,
 )
-from routing.catalog import Catalog
 
 
 class FixedScorer:
@@ -71,7 +71,9 @@ def test_research_stack_shape() -> None:
 
 
 def test_config_overrides_one_cell_and_keeps_the_rest() -> None:
-    cfg = keyed(classes={"sync": {"simple": "cerebras/gpt-oss-120b"}, "async": {"complex": ["gemini/gemini-2.5-pro", "sonnet"]}})
+    cfg = keyed(
+        classes={"sync": {"simple": "cerebras/gpt-oss-120b"}, "async": {"complex": ["gemini/gemini-2.5-pro", "sonnet"]}}
+    )
     r = router_with(cfg, 0.1)
     assert r.decide(msg("x"), caps("sync"), conv()).model == "cerebras/gpt-oss-120b"
     assert r.decide(msg("x"), caps("async"), conv()).model == DEFAULT_TABLE["async"]["simple"][0]
@@ -216,7 +218,12 @@ def test_reason_names_tier_score_signals_class_model_and_fallbacks(all_keys_rout
 DONE_GRID = {
     # latency class: (chit-chat, coding question, multi-step analysis, 300k-token document)
     "sync": ("cerebras/llama3.1-8b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-32b", "gemini/gemini-2.5-flash"),
-    "semi_sync": ("cerebras/llama-3.3-70b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
+    "semi_sync": (
+        "cerebras/llama-3.3-70b",
+        "cerebras/llama-3.3-70b",
+        "cerebras/qwen-3-235b",
+        "gemini/gemini-2.5-flash",
+    ),
     "async": ("cerebras/llama-3.3-70b", "cerebras/llama-3.3-70b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
     "batch": ("cerebras/llama-3.3-70b", "cerebras/gpt-oss-120b", "cerebras/qwen-3-235b", "gemini/gemini-2.5-flash"),
 }
@@ -226,7 +233,7 @@ DONE_GRID = {
 def test_done_criteria_messages_on_each_channel_class(lc: str, all_keys_router: Router) -> None:
     texts = (CHITCHAT, CODING, ANALYSIS, LONG_DOC)
     tiers = ("simple", "standard", "complex", None)
-    for text, tier, model in zip(texts, tiers, DONE_GRID[lc]):
+    for text, tier, model in zip(texts, tiers, DONE_GRID[lc], strict=False):
         d = all_keys_router.decide(msg(text), caps(lc), conv())
         assert d.model == model, d.reason
         if tier:
@@ -278,7 +285,12 @@ def test_problems_name_unknown_models_in_the_routing_config() -> None:
 
 
 def test_an_unavailable_first_choice_is_named() -> None:
-    cfg = make_cfg({"providers": {"cerebras": ALL_KEYS["providers"]["cerebras"]}, "routing": {"classes": {"sync": {"simple": ["sonnet", "oss"]}}}})
+    cfg = make_cfg(
+        {
+            "providers": {"cerebras": ALL_KEYS["providers"]["cerebras"]},
+            "routing": {"classes": {"sync": {"simple": ["sonnet", "oss"]}}},
+        }
+    )
     d = router_with(cfg, 0.1).decide(msg("x"), caps("sync"), conv())
     assert d.model == "cerebras/gpt-oss-120b"
     assert "table sync.simple" in d.reason

@@ -9,8 +9,9 @@ ends with a GenerationStats.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 from bot.errors import ProviderBadRequest
 from bot.types import ChatTurn
@@ -51,9 +52,7 @@ class Engine(Protocol):
         """Read the model file; blocking, called once from the worker thread."""
         ...
 
-    def generate(
-        self, messages: Sequence[ChatTurn], params: SamplingParams
-    ) -> Iterator[str | GenerationStats]:
+    def generate(self, messages: Sequence[ChatTurn], params: SamplingParams) -> Iterator[str | GenerationStats]:
         """Yield new text once per token, then one GenerationStats. Closing the iterator stops it."""
         ...
 
@@ -96,9 +95,7 @@ def token_budget(prompt_tokens: int, n_ctx: int, max_tokens: int | None) -> int:
     """How many tokens may be generated; refuses a prompt that leaves no room in the context."""
     room = n_ctx - prompt_tokens
     if room < 1:
-        raise ProviderBadRequest(
-            f"prompt is {prompt_tokens} tokens, the local model's context is {n_ctx} (n_ctx)"
-        )
+        raise ProviderBadRequest(f"prompt is {prompt_tokens} tokens, the local model's context is {n_ctx} (n_ctx)")
     return room if max_tokens is None else max(0, min(max_tokens, room))
 
 
@@ -117,7 +114,7 @@ class Utf8Stream:
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

@@ -6,8 +6,9 @@ absent on Apple silicon installs).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from bot.errors import ProviderUnavailable
 from bot.providers.local.engine import (
@@ -42,7 +43,7 @@ class LlamaCppEngine:
         except ImportError as e:
             raise ProviderUnavailable(
                 f"llama-cpp-python is not installed ({e}); `pip install llama-cpp-python` "
-                "or set engine = \"mlx\" for the local provider"
+                'or set engine = "mlx" for the local provider'
             ) from e
         try:
             llm = llama_cpp.Llama(
@@ -72,12 +73,14 @@ class LlamaCppEngine:
     def _piece(self, token: int) -> str:
         if token < 0:
             return ""
-        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        piece: bytes = self._llm.detokenize([token], special=True)
+        return piece.decode("utf-8", errors="replace")
 
     def prompt_tokens(self, messages: Sequence[ChatTurn]) -> list[int]:
         text = render_chat(self._template, messages, bos=self._bos, eos=self._eos)
         add_bos = not (self._bos and text.startswith(self._bos))
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return tokens
 
     def _stops(self, token: int) -> bool:
         if token in self._stop_ids:

@@ -14,10 +14,11 @@ import argparse
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from bot.config import BotConfig, ProviderConfig
 from bot.providers.local.provider import LocalProvider
-from bot.types import ChatTurn, GenerationRequest
+from bot.types import ChatTurn, Delta, GenerationRequest
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -28,18 +29,23 @@ QUESTIONS = [
 ]
 
 
-async def measure(engine: str, runs: int, tokens: int, model_path: str | None, threads: int | None) -> dict:
-    cfg = ProviderConfig(kind="local", engine=engine, model_path=model_path, n_threads=threads)  # type: ignore[arg-type]
+async def measure(engine: str, runs: int, tokens: int, model_path: str | None, threads: int | None) -> dict[str, Any]:
+    cfg = ProviderConfig.model_validate(
+        {"kind": "local", "engine": engine, "model_path": model_path, "n_threads": threads}
+    )
     p = LocalProvider("local", cfg)
     t0 = time.perf_counter()
     await p.start()
     load = time.perf_counter() - t0
     system = BotConfig().system_prompt
 
-    async def one(messages: tuple[ChatTurn, ...], max_tokens: int, temperature: float = 0.0):
+    async def one(
+        messages: tuple[ChatTurn, ...], max_tokens: int, temperature: float = 0.0
+    ) -> tuple[float, int, float, str]:
+        """(TTFT, completion tokens, total seconds, text) of one request."""
         req = GenerationRequest(model="smollm2-135m", messages=messages, max_tokens=max_tokens, temperature=temperature)
         t = time.perf_counter()
-        final = None
+        final: Delta | None = None
         text = []
         async for d in p.stream(req):
             if d.text:
@@ -47,24 +53,25 @@ async def measure(engine: str, runs: int, tokens: int, model_path: str | None, t
             if d.usage is not None:
                 final = d
         total = time.perf_counter() - t
-        return final, total, "".join(text)
+        assert final is not None and final.usage is not None and final.ttft is not None, "no usage reported"
+        return final.ttft, final.usage.completion_tokens, total, "".join(text)
 
     cold, warm, tps = [], [], []
     first = None
     for i in range(runs):
         sys_i = f"[run {i}, {time.time()}] {system}"  # a system prompt never seen before
-        f, _, text = await one((ChatTurn("system", sys_i), ChatTurn("user", QUESTIONS[0])), 16)
-        cold.append(f.ttft)
+        ttft, _, _, text = await one((ChatTurn("system", sys_i), ChatTurn("user", QUESTIONS[0])), 16)
+        cold.append(ttft)
         first = first if first is not None else text
-        f, _, _ = await one((ChatTurn("system", sys_i), ChatTurn("user", QUESTIONS[1 + i % 4])), 16)
-        warm.append(f.ttft)
-        f, total, _ = await one(
+        ttft, _, _, _ = await one((ChatTurn("system", sys_i), ChatTurn("user", QUESTIONS[1 + i % 4])), 16)
+        warm.append(ttft)
+        ttft, completion, total, _ = await one(
             (ChatTurn("system", sys_i), ChatTurn("user", "Write a short story about a lighthouse keeper.")),
             tokens,
             temperature=0.2,
         )
-        if f.usage.completion_tokens > 1:
-            tps.append((f.usage.completion_tokens - 1) / (total - f.ttft))
+        if completion > 1:
+            tps.append((completion - 1) / (total - ttft))
     await p.aclose()
     return {
         "engine": p.engine_name,

@@ -13,8 +13,9 @@ mlx, mlx_lm and tokenizers are imported in load(), never at module import time.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from bot.errors import ProviderUnavailable
 from bot.providers.local.engine import (
@@ -67,7 +68,7 @@ def _byte_decoder() -> dict[str, int]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return {chr(c): b for b, c in zip(bs, cs, strict=False)}
 
 
 class MlxEngine:
@@ -99,10 +100,12 @@ class MlxEngine:
         except ImportError as e:
             raise ProviderUnavailable(
                 f"mlx / mlx-lm are not installed ({e}); `pip install mlx-lm` (on Linux also "
-                "`mlx[cpu]`) or set engine = \"llama_cpp\" for the local provider"
+                '`mlx[cpu]`) or set engine = "llama_cpp" for the local provider'
             ) from e
         try:
-            tensors, meta = mx.load(str(self.model_path), return_metadata=True)
+            loaded: Any = mx.load(str(self.model_path), return_metadata=True)  # (tensors, metadata) for GGUF
+            tensors: dict[str, Any] = loaded[0]
+            meta: dict[str, Any] = loaded[1]
         except Exception as e:
             raise ProviderUnavailable(f"MLX could not read the GGUF file {self.model_path}: {e}") from e
 
@@ -118,7 +121,7 @@ class MlxEngine:
         if get("tokenizer.ggml.model") != "gpt2":
             raise ProviderUnavailable(
                 f"the MLX engine needs a byte-level BPE (gpt2) tokenizer; {self.model_path} has "
-                f"{get('tokenizer.ggml.model')!r} (use engine = \"llama_cpp\")"
+                f'{get("tokenizer.ggml.model")!r} (use engine = "llama_cpp")'
             )
         try:
             weights = {gguf_to_mlx_name(k): v for k, v in tensors.items()}
@@ -154,7 +157,7 @@ class MlxEngine:
                 raise ProviderUnavailable(f"{self.model_path}: {path} has {bits}-bit weights, MLX reads 4 or 8")
             return {"group_size": GROUP_SIZE, "bits": bits}
 
-        nn.quantize(model, class_predicate=quantized_as)
+        nn.quantize(model, class_predicate=quantized_as)  # type: ignore[attr-defined]  # mlx.nn exports it; its stubs do not say so
         try:
             model.load_weights(list(weights.items()), strict=True)
         except ValueError as e:
@@ -170,8 +173,7 @@ class MlxEngine:
         types = [int(t) for t in types.tolist()] if types is not None else [1] * len(vocab)
         # special tokens are never shown: they decode to nothing
         self._token_bytes = [
-            b"" if types[i] == _CONTROL else bytes(decoder.get(ch, 0x3F) for ch in tok)
-            for i, tok in enumerate(vocab)
+            b"" if types[i] == _CONTROL else bytes(decoder.get(ch, 0x3F) for ch in tok) for i, tok in enumerate(vocab)
         ]
         bos_id = get("tokenizer.ggml.bos_token_id")
         eos_id = get("tokenizer.ggml.eos_token_id")
@@ -197,12 +199,12 @@ class MlxEngine:
             raise ProviderUnavailable(f"the `tokenizers` package is needed by the MLX engine ({e})") from e
         bpe = models.BPE(
             vocab={t: i for i, t in enumerate(vocab)},
-            merges=[tuple(m.split(" ", 1)) for m in merges],
+            merges=[(a, b) for a, _, b in (m.partition(" ") for m in merges)],
             fuse_unk=False,
         )
         tok = Tokenizer(bpe)
         # SmolLM2 / StarCoder pre-tokenizer: digits one by one, then GPT-2's byte-level split
-        pre = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+        pre: list[pre_tokenizers.PreTokenizer] = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
         if str(meta.get("tokenizer.ggml.pre", "")) in ("smollm", "starcoder", "refact", "default", ""):
             pre.insert(0, pre_tokenizers.Digits(individual_digits=True))
         tok.pre_tokenizer = pre_tokenizers.Sequence(pre)
@@ -217,7 +219,7 @@ class MlxEngine:
 
     def prompt_tokens(self, messages: Sequence[ChatTurn]) -> list[int]:
         text = render_chat(self._template, messages, bos=self._bos, eos=self._eos)
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False).ids
         if self._add_bos and (not ids or ids[0] != self._bos_id):
             ids = [int(self._bos_id), *ids]
         return ids

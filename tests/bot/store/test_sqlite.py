@@ -16,7 +16,7 @@ async def test_history_survives_reopen_and_is_windowed(tmp_path):
     s = SqliteStore(path)
     await s.open()
     for i in range(5):
-        await s.append("c", [ChatTurn("user", f"q{i}"), ChatTurn("assistant", f"a{i}")])
+        await s.save_reply("c", [ChatTurn("user", f"q{i}"), ChatTurn("assistant", f"a{i}")], record("c", 0.0))
     await s.close()
 
     s = SqliteStore(path)
@@ -41,8 +41,8 @@ async def test_sticky_model_and_ledger(tmp_path):
     assert (await s.conversation("c")).sticky_model == "cerebras/llama-3.3-70b"
     await s.set_sticky_model("c", None)
     assert (await s.conversation("c")).sticky_model is None
-    await s.record_reply(record("c", 0.25, at=1000.0))
-    await s.record_reply(record("c", 0.5))
+    await s.save_reply("c", [], record("c", 0.25, at=1000.0))
+    await s.save_reply("c", [], record("c", 0.5))
     assert abs(await s.spend_since(2000.0) - 0.5) < 1e-9
     last = await s.last_reply("c")
     assert last is not None and last.cost_usd == 0.5 and last.route_reason == "because"
@@ -59,7 +59,7 @@ async def test_reset_as_first_message_then_conversation_works(tmp_path):
     await fresh.reset("c")
     assert (await fresh.conversation("c")).sticky_model == "m/x"
     assert await fresh.history("c", 5) == []
-    await fresh.append("c", [ChatTurn("user", "hi")])
+    await fresh.save_reply("c", [ChatTurn("user", "hi")], record("c", 0.0))
     assert [t.content for t in await fresh.history("c", 5)] == ["hi"]
     await fresh.close()
     await s.close()
@@ -70,11 +70,11 @@ async def test_concurrent_first_lookups_share_one_cache_entry(tmp_path):
 
     s = SqliteStore(tmp_path / "x.sqlite3")
     await s.open()
-    await s.append("c", [ChatTurn("user", "old")])
+    await s.save_reply("c", [ChatTurn("user", "old")], record("c", 0.0))
     fresh = SqliteStore(tmp_path / "x.sqlite3")
     await fresh.open()
     a, b = await asyncio.gather(fresh.history("c", 5), fresh.history("c", 5))
-    await fresh.append("c", [ChatTurn("user", "new")])
+    await fresh.save_reply("c", [ChatTurn("user", "new")], record("c", 0.0))
     assert [t.content for t in await fresh.history("c", 5)] == ["old", "new"]  # one deque, not two
     await fresh.close()
     await s.close()

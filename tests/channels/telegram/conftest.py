@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,9 @@ class RecordingInbox:
         self.messages.append(msg)
         self.event.set()
         return True
+
+    async def settle(self) -> None:
+        await asyncio.sleep(0)
 
     async def wait(self, n: int = 1, timeout: float = 5.0) -> list[InboundMessage]:
         async def _w() -> None:

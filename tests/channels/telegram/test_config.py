@@ -15,7 +15,7 @@ def test_defaults() -> None:
     assert cfg.mode == "polling" and cfg.base_url == "https://api.telegram.org/bot"
     assert cfg.private_streaming == "draft" and cfg.group_streaming == "edit"
     assert cfg.keepalive_expiry == 300.0 and cfg.typing_refresh == 4.0
-    assert not cfg.restricted
+    assert not cfg.access_policy().restricted
 
 
 def test_token_is_secret() -> None:
@@ -46,12 +46,13 @@ def test_errors_name_the_key(table: dict, key: str) -> None:
 
 def test_allow_lists() -> None:
     cfg = parse_config({"token": "1:a", "allow_users": [5, "@Bob", "carol"], "allow_chats": [-9]})
-    assert cfg.restricted
-    assert cfg.allowed_user_ids == {5} and cfg.allowed_usernames == {"bob", "carol"}
+    pol = cfg.access_policy()
+    assert pol.restricted and pol.chat_ids == {"-9"}
+    assert pol.user_ids == {"5"} and pol.usernames == {"bob", "carol"}
 
 
 def test_readme_lists_every_key() -> None:
     readme = (Path(__file__).parents[3] / "README.md").read_text()
-    readme = readme[readme.index("## Telegram"):]
+    readme = readme[readme.index("## Telegram") :]
     missing = [k for k in TelegramConfig.model_fields if f"`{k}`" not in readme]
     assert missing == []

@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
 from bot.types import MessageRef
-from channels.telegram import TelegramChannel, TgContext
+from channels.telegram import TelegramChannel
 from channels.telegram.surface import TelegramSurface
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -32,10 +32,19 @@ async def channel(request, fake: FakeTelegram, make_channel) -> TelegramChannel:
 
 
 def surface(ch: TelegramChannel, chat_id: int, *, thread: int | None = None, message_id: int = 55) -> TelegramSurface:
-    from bot.types import InboundMessage
+    from bot.types import ChatKind, InboundMessage
 
-    ctx = TgContext(chat_id, "private" if chat_id > 0 else "supergroup", message_id, thread, PRIVATE)
-    msg = InboundMessage("telegram", f"telegram:{chat_id}", str(PRIVATE), "hi", f"{chat_id}:{message_id}", platform=ctx)
+    msg = InboundMessage(
+        "telegram",
+        f"telegram:{chat_id}",
+        str(PRIVATE),
+        "hi",
+        f"{chat_id}:{message_id}",
+        ChatKind.PRIVATE if chat_id > 0 else ChatKind.GROUP,
+        chat_id=str(chat_id),
+        thread_id=None if thread is None else str(thread),
+        reply_to=str(message_id),
+    )
     return ch.surface(msg)
 
 
@@ -98,7 +107,9 @@ async def test_flood_control_becomes_rate_limited(fake: FakeTelegram, channel) -
 
 
 async def test_parse_error_becomes_markup_rejected(fake: FakeTelegram, channel) -> None:
-    fake.fail("sendMessage", description="Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 3")
+    fake.fail(
+        "sendMessage", description='Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 3'
+    )
     s = surface(channel, PRIVATE)
     with pytest.raises(MarkupRejected):
         await s.send("hi **there**")
@@ -136,22 +147,25 @@ async def test_typing_goes_to_the_topic(fake: FakeTelegram, channel) -> None:
     assert call.params == {"chat_id": GROUP, "action": "typing", "message_thread_id": 12}
 
 
-async def test_group_budget_is_shared_by_replies_in_one_group(fake: FakeTelegram, make_channel) -> None:
+async def test_group_budget_is_declared_not_applied_by_the_surface(fake: FakeTelegram, make_channel) -> None:
+    """The group budget is a capability the core applies (ReplyStream); surfaces never wait."""
+    from bot.types import ChatKind, InboundMessage, RateBudget
+
     ch = make_channel(group_messages_per_minute=3)
+
+    def caps(chat: int, kind: ChatKind):
+        return ch.capabilities(InboundMessage("telegram", "c", "1", "t", "1", kind, chat_id=str(chat)))
+
+    assert caps(GROUP, ChatKind.GROUP).chat_budget == RateBudget(3, 60.0)
+    assert caps(GROUP, ChatKind.THREAD).chat_budget == RateBudget(3, 60.0)
+    assert caps(PRIVATE, ChatKind.PRIVATE).chat_budget is None
     await ch.bot.initialize()
     try:
-        a, b = surface(ch, GROUP), surface(ch, GROUP)
-        other = surface(ch, GROUP - 1)
+        s = surface(ch, GROUP)
         t0 = time.monotonic()
-        await a.send("1")
-        await b.send("2")
-        await a.send("3")
-        await other.send("elsewhere")  # another group has its own budget
+        for i in range(5):  # more than the budget: the surface itself does not pace
+            await s.send(str(i))
         assert time.monotonic() - t0 < 0.5
-        assert ch._group_limiter(GROUP) is ch._group_limiter(GROUP)
-        assert not ch._group_limiter(GROUP).has_capacity()
-        assert ch._group_limiter(GROUP - 1).has_capacity()
-        assert surface(ch, PRIVATE)._limiter is None
     finally:
         await ch.bot.shutdown()
 
@@ -195,8 +209,10 @@ async def test_fast_calls_send_what_ptb_sends(fake: FakeTelegram, make_channel) 
             await s.edit(ref, "a *c*")
             ps = surface(ch, PRIVATE)
             await ps.draft("d **e**")
-            seen[name] = [(c.method, {k: v for k, v in c.params.items() if k not in ("message_id", "draft_id")})
-                          for c in fake.calls[start:]]
+            seen[name] = [
+                (c.method, {k: v for k, v in c.params.items() if k not in ("message_id", "draft_id")})
+                for c in fake.calls[start:]
+            ]
         finally:
             await ch.bot.shutdown()
     assert seen["fast"] == seen["ptb"]
@@ -235,8 +251,12 @@ def test_form_body_encodes_like_ptb_and_aiohttp() -> None:
     from channels.telegram.api import form_body
 
     params = {
-        "chat_id": -1001234, "text": "a & b = <b>ç</b> + 😀\nnext", "parse_mode": "HTML", "draft_id": 7,
-        "link_preview_options": {"is_disabled": True}, "disable_notification": False,
+        "chat_id": -1001234,
+        "text": "a & b = <b>ç</b> + 😀\nnext",
+        "parse_mode": "HTML",
+        "draft_id": 7,
+        "link_preview_options": {"is_disabled": True},
+        "disable_notification": False,
         "reply_parameters": {"message_id": 5, "allow_sending_without_reply": True, "quote": "é"},
     }
     body = form_body(params)

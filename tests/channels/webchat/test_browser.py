@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 from playwright.async_api import async_playwright
 
 from bot.app import App
@@ -12,8 +11,16 @@ from tests.conftest import make_config
 from tests.fakes.scripted_provider import ScriptedProvider
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # records every text the reply bubble shows, so the test can see it grow token by token
 OBSERVE = """
@@ -26,7 +33,7 @@ new MutationObserver(() => {
 
 
 async def test_question_typed_in_the_page_streams_an_answer(tmp_path):
-    words = "Paris is the capital and largest city of France .".split(" ")
+    words = ["Paris", "is", "the", "capital", "and", "largest", "city", "of", "France", "."]
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
     app = App(make_config(), providers={"local": ScriptedProvider(pieces, interval=0.05)})
     await app.start()

@@ -108,7 +108,7 @@ async def test_healthz_and_metrics():
 
 async def test_shutdown_mark_reaches_the_browser_before_the_socket_closes():
     provider = ScriptedProvider(["one"] + [" more"] * 200, interval=0.05)
-    app = App(make_config(), providers={"local": provider})
+    app = App(make_config(dispatcher={"shutdown_grace": 0.2}), providers={"local": provider})
     await app.start()
     stopped = False
     try:
@@ -197,19 +197,21 @@ async def test_two_tabs_of_one_session_both_stay_registered():
     await app.start()
     channel = app.channels["webchat"]
     try:
-        async with aiohttp.ClientSession() as s:
-            async with s.ws_connect(f"{app.base_url}/ws?session=same") as a, \
-                    s.ws_connect(f"{app.base_url}/ws?session=same") as b:
-                await a.send_json({"type": "message", "id": "1", "text": "from a"})
-                assert (await frames_until_end(a))[-1]["text"] == "ok"
-                await app.responder.flush()
-                await b.send_json({"type": "message", "id": "2", "text": "from b"})
-                assert (await frames_until_end(b))[-1]["text"] == "ok"
-                assert len(channel._sockets) == 2
-                await channel.aclose()  # closes both tabs, not only the last one opened
-                async with asyncio.timeout(10):
-                    for ws in (a, b):
-                        assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        async with (
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{app.base_url}/ws?session=same") as a,
+            s.ws_connect(f"{app.base_url}/ws?session=same") as b,
+        ):
+            await a.send_json({"type": "message", "id": "1", "text": "from a"})
+            assert (await frames_until_end(a))[-1]["text"] == "ok"
+            await app.responder.flush()
+            await b.send_json({"type": "message", "id": "2", "text": "from b"})
+            assert (await frames_until_end(b))[-1]["text"] == "ok"
+            assert len(channel._sockets) == 2
+            await channel.aclose()  # closes both tabs, not only the last one opened
+            async with asyncio.timeout(10):
+                for ws in (a, b):
+                    assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     finally:
         await app.stop()
 
@@ -220,8 +222,12 @@ async def test_cross_origin_websocket_is_refused():
     host = app.base_url.removeprefix("http://")
     try:
         async with aiohttp.ClientSession() as s:
-            for origin in ("http://evil.example", f"http://{host}.evil.example", "null",
-                           f"https://{host.split(':')[0]}:1"):
+            for origin in (
+                "http://evil.example",
+                f"http://{host}.evil.example",
+                "null",
+                f"https://{host.split(':')[0]}:1",
+            ):
                 try:
                     async with s.ws_connect(f"{app.base_url}/ws?session=x", headers={"Origin": origin}):
                         raise AssertionError(f"{origin} was let in")

@@ -1,0 +1,127 @@
+"""The model call: a router's decision in, one stream of text out.
+
+    run = chain.run(decision, messages)
+    async for text in run:        # the answer's text, from whichever model gave it
+        ...
+    run.outcome                   # ok | fallback | cut_off | failed
+    usage, cost = run.charge()    # what it cost, estimated when the provider never said
+
+What it owns, so the responder (which keeps the conversation) does not:
+
+- fallback before the first text: a provider error, an empty or malformed stream moves down the
+  chain; the errors are kept for the notice;
+- after the first text a failure cannot be hidden: the run ends with outcome `cut_off` and the
+  error, and the caller shows that the answer was cut;
+- usage and cost: from the provider's final delta, or estimated (characters / 4) when the stream
+  was cut or cancelled before it said.
+
+Later resilience work (cooldowns after failures, hedged requests, budget reservations) belongs
+here: each is a policy on the order and timing of `_attempts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+
+from bot.errors import ProviderError, ProviderUnavailable
+from bot.providers.base import Provider
+from bot.route import ModelSpec, RouteDecision, Router
+from bot.types import ChatTurn, Delta, GenerationRequest, Usage
+
+log = structlog.get_logger("switchboard.model_chain")
+
+Outcome = Literal["ok", "fallback", "cut_off", "failed"]
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(slots=True)
+class ChainRun:
+    """One model call across the chain; iterate it for text. Its fields tell how it went."""
+
+    _chain: ModelChain
+    decision: RouteDecision
+    messages: tuple[ChatTurn, ...]
+    model: str = ""  # the model answering (or tried last)
+    outcome: Outcome = "ok"
+    final: Delta | None = None  # the provider's last delta: usage, TTFT, finish reason
+    errors: list[ProviderError] = field(default_factory=list)
+    chars: int = 0  # characters of answer text so far
+    _spec: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        self.model = self.decision.model
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[str]:
+        chain = self._chain
+        for i, (spec, provider) in enumerate(chain.candidates(self.decision)):
+            self.model, self._spec = spec.ref, spec
+            try:
+                async for delta in provider.stream(chain.request(spec, self.decision, self.messages, first=i == 0)):
+                    if delta.text:
+                        self.chars += len(delta.text)
+                        yield delta.text
+                    elif delta.usage is not None or delta.ttft is not None:
+                        self.final = delta
+                if not self.chars:
+                    finish = self.final.finish_reason if self.final else None
+                    raise ProviderUnavailable(
+                        f"{spec.ref}: empty answer (finish_reason={finish})", provider=spec.provider
+                    )
+            except ProviderError as e:
+                self.errors.append(e)
+                log.warning(
+                    "provider_failed", model=spec.ref, error=str(e), status=e.status, after_text=bool(self.chars)
+                )
+                if self.chars:  # text is already visible: the caller must say the answer was cut
+                    self.outcome = "cut_off"
+                    return
+                continue
+            self.outcome = "fallback" if i else "ok"
+            return
+        self.outcome = "failed"
+
+    def charge(self, prompt_chars: int) -> tuple[Usage, float]:
+        """Tokens used and their cost; estimated when the provider did not report usage."""
+        if self.final is not None and self.final.usage is not None:
+            usage = self.final.usage
+        else:  # cut or cancelled before the provider reported usage: estimate, so spend is not missed
+            usage = Usage(prompt_chars // CHARS_PER_TOKEN, self.chars // CHARS_PER_TOKEN, 0)
+        spec = self._spec or self._chain.router.model(self.model)
+        cost = spec.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) if spec else 0.0
+        return usage, cost
+
+
+class ModelChain:
+    def __init__(self, providers: Mapping[str, Provider], router: Router, *, max_tokens: int | None) -> None:
+        self.providers = providers
+        self.router = router
+        self.max_tokens = max_tokens
+
+    def run(self, decision: RouteDecision, messages: Sequence[ChatTurn]) -> ChainRun:
+        return ChainRun(self, decision, tuple(messages))
+
+    def candidates(self, decision: RouteDecision) -> list[tuple[ModelSpec, Provider]]:
+        """The chain's models that have a running provider, in order."""
+        out = []
+        for ref in decision.chain:
+            spec = self.router.model(ref)
+            provider = self.providers.get(spec.provider) if spec is not None else None
+            if spec is not None and provider is not None:
+                out.append((spec, provider))
+        return out
+
+    def request(
+        self, spec: ModelSpec, decision: RouteDecision, messages: tuple[ChatTurn, ...], *, first: bool
+    ) -> GenerationRequest:
+        """The primary gets the decision's parameters; a fallback its own."""
+        params = dict(decision.params if first else spec.params)
+        max_tokens = params.pop("max_tokens", self.max_tokens)
+        temperature = params.pop("temperature", None)
+        return GenerationRequest(spec.id, messages, max_tokens=max_tokens, temperature=temperature, extra=params)

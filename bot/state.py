@@ -1,0 +1,153 @@
+"""Shared state behind small interfaces, with the in-memory implementations one process uses.
+
+Several processes serving one bot would share these (a Redis implementation of each, later)
+without touching the dispatcher or the adapters: deliveries already taken, per-chat send budgets,
+when a chat was last refused, and the month's spend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from bot.route import Spend
+from bot.types import RateBudget
+
+__all__ = [
+    "ChatBudgets",
+    "MemoryChatBudgets",
+    "MemoryRefusalLog",
+    "MemorySeenDeliveries",
+    "MemorySpendLedger",
+    "RateGate",
+    "RefusalLog",
+    "SeenDeliveries",
+    "SpendLedger",
+    "month_start",
+]
+
+
+class SeenDeliveries(Protocol):
+    """Which (channel, message id) deliveries were already taken."""
+
+    def first_time(self, channel: str, message_id: str) -> bool:
+        """Remember this delivery; False when it was taken before."""
+        ...
+
+
+class RateGate(Protocol):
+    """One chat's budget: `acquire()` returns when one more send or edit fits in it."""
+
+    async def acquire(self) -> None: ...
+
+
+class ChatBudgets(Protocol):
+    """The send/edit budget of every chat, shared by all the replies in it."""
+
+    def gate(self, channel: str, chat_id: str, budget: RateBudget) -> RateGate: ...
+
+
+class RefusalLog(Protocol):
+    """When each chat was last refused, so a refusal goes out at most once per interval."""
+
+    def should_refuse(self, channel: str, chat_id: str, every: float) -> bool:
+        """True (and remembered) when no refusal went to this chat in the last `every` seconds."""
+        ...
+
+
+class SpendLedger(Protocol):
+    """The month's spend on model calls, read on every routing decision."""
+
+    def spend(self) -> Spend: ...
+
+    def add(self, cost_usd: float, at: float | None = None) -> None: ...
+
+
+class MemorySeenDeliveries:
+    """The last `window` deliveries, oldest forgotten first."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._window = window
+
+    def first_time(self, channel: str, message_id: str) -> bool:
+        key = (channel, message_id)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._window:
+            self._seen.popitem(last=False)
+        return True
+
+
+class MemoryChatBudgets:
+    """An aiolimiter leaky bucket per chat; at most `max_chats` kept (the idle ones are cheap to rebuild)."""
+
+    def __init__(self, max_chats: int = 10_000) -> None:
+        self._gates: dict[tuple[str, str, RateBudget], AsyncLimiter] = {}
+        self._max = max_chats
+
+    def gate(self, channel: str, chat_id: str, budget: RateBudget) -> AsyncLimiter:
+        key = (channel, chat_id, budget)
+        lim = self._gates.get(key)
+        if lim is None:
+            if len(self._gates) >= self._max:
+                self._gates = {k: v for k, v in self._gates.items() if not v.has_capacity(v.max_rate)}
+            lim = self._gates[key] = AsyncLimiter(budget.requests, budget.per_seconds)
+        return lim
+
+
+class MemoryRefusalLog:
+    def __init__(self, max_chats: int = 10_000) -> None:
+        self._at: dict[tuple[str, str], float] = {}
+        self._max = max_chats
+
+    def should_refuse(self, channel: str, chat_id: str, every: float) -> bool:
+        now = time.monotonic()
+        key = (channel, chat_id)
+        last = self._at.get(key)
+        if last is not None and now - last < every:
+            return False
+        self._at[key] = now
+        if len(self._at) > self._max:
+            self._at = {k: v for k, v in self._at.items() if now - v < every}
+        return True
+
+
+def month_start(now: float | None = None) -> float:
+    t = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
+    return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+class MemorySpendLedger:
+    """The month's spend in memory (loaded from the reply ledger at start), so routing reads it for free."""
+
+    def __init__(self, monthly_usd: float | None, spent_usd: float = 0.0, now: float | None = None) -> None:
+        self.monthly_usd = monthly_usd
+        self._month = month_start(now)
+        self.spent = spent_usd
+
+    def spend(self) -> Spend:
+        if month_start() != self._month:  # a new month began
+            self._month, self.spent = month_start(), 0.0
+        return Spend(self.monthly_usd, self.spent)
+
+    @property
+    def month(self) -> float:
+        """When the month being counted began (unix time)."""
+        return self._month
+
+    def add(self, cost_usd: float, at: float | None = None) -> None:
+        m = month_start(at)
+        if m != self._month:
+            self._month, self.spent = m, 0.0
+        self.spent += cost_usd
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spend().exhausted
