@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._stats import summary  # noqa: E402
+from bot.channel import Channel  # noqa: E402
 from bot.types import (  # noqa: E402
     Capabilities,
     ChatKind,
@@ -76,7 +77,7 @@ class InstantSurface:
         return MessageRef("1")
 
 
-class BenchChannel:
+class BenchChannel(Channel):
     name = "bench"
 
     def __init__(self) -> None:
@@ -146,7 +147,7 @@ async def run(
         finally:
             done.pop(turn.msg.message_id).set_result(None)
 
-    app.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
+    app.dispatcher = app.intake.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
     await app.start()
     received: dict[str, float] = {}
     added: list[float] = []
@@ -162,11 +163,11 @@ async def run(
             msg = InboundMessage(
                 "bench", f"bench:{i}", "u", f"question {r} from conversation {i}", mid, ChatKind.PRIVATE
             )
-            received[mid] = msg.received_at
+            received[mid] = msg.received_mono
             loop = asyncio.get_running_loop()
             seen = channel.waiters[mid] = loop.create_future()
             finished = done[mid] = loop.create_future()
-            await app.dispatcher.submit(msg)
+            await app.intake.submit(msg)  # the path every adapter takes: intake, then dispatcher
             visible_after[mid] = await seen - received[mid]
             await finished
             await asyncio.sleep(think * (0.5 + random.random()))  # the person reads, then writes again

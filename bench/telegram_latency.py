@@ -263,7 +263,7 @@ async def run(
     def to_inbound(msg, rec=None):
         inbound = orig_handle(msg, rec)
         if inbound is not None:
-            received[(msg.chat.id, msg.message_id)] = inbound.received_at
+            received[(msg.chat.id, msg.message_id)] = inbound.received_mono
         return inbound
 
     channel.to_inbound = to_inbound  # type: ignore[method-assign]

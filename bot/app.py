@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import importlib
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from aiohttp import web
 from bot.channel import Channel, Check
 from bot.config import Config
 from bot.dispatcher import Dispatcher
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StartupError
 from bot.intake import Intake
 from bot.metrics import Metrics
 from bot.model_chain import ModelChain
@@ -65,6 +66,16 @@ def configured_channels(cfg: Config) -> dict[str, dict[str, Any]]:
         if isinstance(table, dict) and table.get("enabled", True) is not False:
             out[name] = table
     return out
+
+
+def port_problem(host: str, port: int, e: OSError) -> str:
+    """One line naming the address, the config key and the fix."""
+    if e.errno == errno.EADDRINUSE:
+        return (
+            f"http.port: {host}:{port} is already in use (another switchboard running?); "
+            "stop it, or set another port: switchboard config set http.port 8081"
+        )
+    return f"http.host / http.port: cannot listen on {host}:{port} ({e.strerror or e})"
 
 
 def channel_module(name: str) -> ModuleType:
@@ -258,8 +269,12 @@ class App:
             self._build_http()
             self._runner = web.AppRunner(self.http, access_log=None, handle_signals=False)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.cfg.http.host, self.cfg.http.port)
-            await site.start()
+            host, port = self.cfg.http.host, self.cfg.http.port
+            site = web.TCPSite(self._runner, host, port)
+            try:
+                await site.start()
+            except OSError as e:
+                raise StartupError(port_problem(host, port, e)) from None
             self.http_port = _bound_port(self._runner)
         self.intake.open()
         for ch in self.channels.values():
@@ -272,10 +287,10 @@ class App:
         dispatcher.shutdown_grace) to finish; end the rest with a visible mark; only then close the
         platform connections those last words go out on."""
         grace = self.cfg.dispatcher.shutdown_grace if grace is None else grace
-        self.intake.close()
-        for ch in self.channels.values():
+        for ch in self.channels.values():  # the platforms first: what they already took is still queued
             with contextlib.suppress(Exception):
                 await ch.stop()
+        self.intake.close()
         if grace > 0 and not await self.dispatcher.drain(grace):
             log.warning("shutdown_grace_over", active=self.dispatcher.active, grace=grace)
         await self.dispatcher.aclose()

@@ -240,9 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = "TOML config file (default: $SWITCHBOARD_CONFIG, ./switchboard.toml, built-in)"
     p = argparse.ArgumentParser(prog="switchboard", description="Answer chat messages with LLMs, fast.")
     p.add_argument("--config", "-c", help=config_help)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     # `--config` also works after the command (`switchboard run --config x.toml`)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", default=argparse.SUPPRESS, help=config_help)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(
@@ -284,14 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bot.errors import ConfigError
+    from bot.errors import ConfigError, SwitchboardError
 
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as e:
+    except SwitchboardError as e:  # expected failures: one line with the fix; --debug for the traceback
+        if getattr(args, "debug", False):
+            raise
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_PROBLEM
 
 
 async def read_line(prompt: str = "> ") -> str | None:

@@ -58,7 +58,7 @@ class ProviderConfig(_Strict):
     # local only
     model_path: str | None = Field(None, description="GGUF file; default: the bundled SmolLM2-135M")
     engine: Literal["auto", "llama_cpp", "mlx"] = "auto"
-    n_ctx: int = Field(4096, ge=256)
+    n_ctx: int = Field(8192, ge=256, description="the local model's context in tokens (the catalog says 8192)")
     n_threads: int | None = None
 
     @property

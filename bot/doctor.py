@@ -7,7 +7,9 @@ composition root (`bot.app.doctor_checks`) adds each channel's own checks and ro
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -97,9 +99,25 @@ async def collect(path: str | None, *, deep: bool, more: MoreChecks | None = Non
             checks.append(await _check_local(name, pc))
         else:
             checks.append(await _check_remote(name, pc, deep))
+    checks.append(await asyncio.to_thread(_check_port, cfg.http.host, cfg.http.port))
     if cfg.store.kind == "sqlite":
         checks.append(await asyncio.to_thread(_check_data_dir, cfg.store.data_dir))
     return checks
+
+
+def _check_port(host: str, port: int) -> Check:
+    """`switchboard run` can listen where the config says (nobody else holds the port)."""
+    name = f"http port {host}:{port}"
+    if port == 0:
+        return Check(name, True, "any free port")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return Check(name, False, "already in use (another switchboard running?)", "stop it, or set http.port")
+        return Check(name, False, f"cannot listen: {e.strerror or e}", "fix http.host / http.port")
+    return Check(name, True, "free")
 
 
 def _check_data_dir(path: str) -> Check:

@@ -17,6 +17,10 @@ class ConfigError(SwitchboardError):
 # --- platform side (raised by ReplySurface implementations) ---------------------------------
 
 
+class StartupError(SwitchboardError):
+    """Something the runtime needs at start is not there (a port in use); the message says the fix."""
+
+
 class PlatformError(SwitchboardError):
     """The platform refused or failed a call for a reason not covered below."""
 

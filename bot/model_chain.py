@@ -8,6 +8,8 @@
 
 What it owns, so the responder (which keeps the conversation) does not:
 
+- a prompt that fits each model it goes to (`bot.prompt.fit_prompt`: oldest history first, then
+  the new message cut, with a note for the person);
 - fallback before the first text: a provider error, an empty or malformed stream moves down the
   chain; the errors are kept for the notice;
 - after the first text a failure cannot be hidden: the run ends with outcome `cut_off` and the
@@ -28,6 +30,7 @@ from typing import Literal
 import structlog
 
 from bot.errors import ProviderError, ProviderUnavailable
+from bot.prompt import fit_prompt
 from bot.providers.base import Provider
 from bot.route import ModelSpec, RouteDecision, Router
 from bot.types import ChatTurn, Delta, GenerationRequest, Usage
@@ -50,6 +53,7 @@ class ChainRun:
     final: Delta | None = None  # the provider's last delta: usage, TTFT, finish reason
     errors: list[ProviderError] = field(default_factory=list)
     chars: int = 0  # characters of answer text so far
+    note: str = ""  # for the person, when their message had to be cut to fit the model
     _spec: ModelSpec | None = None
 
     def __post_init__(self) -> None:
@@ -62,8 +66,12 @@ class ChainRun:
         chain = self._chain
         for i, (spec, provider) in enumerate(chain.candidates(self.decision)):
             self.model, self._spec = spec.ref, spec
+            fitted = fit_prompt(self.messages, spec.context_window, chain.max_tokens, model=spec.ref)
+            if fitted.dropped_turns or fitted.note:
+                log.info("prompt_fitted", model=spec.ref, dropped_turns=fitted.dropped_turns, cut=bool(fitted.note))
+            self.note = fitted.note
             try:
-                async for delta in provider.stream(chain.request(spec, self.decision, self.messages, first=i == 0)):
+                async for delta in provider.stream(chain.request(spec, self.decision, fitted.messages, first=i == 0)):
                     if delta.text:
                         self.chars += len(delta.text)
                         yield delta.text

@@ -32,7 +32,10 @@ from bot.types import Capabilities, ChatTurn, InboundMessage
 log = structlog.get_logger("switchboard.reply")
 
 TOO_LONG = "Sorry, that message is too long for me ({n:,} characters; the limit is {limit:,}). Could you shorten it?"
-ALL_FAILED = "Sorry, I couldn't get an answer from any model right now ({error}). Please try again in a moment."
+ALL_FAILED = (
+    "Sorry, I couldn't get an answer from any model right now ({error}). Please try again in a moment; "
+    "if this keeps happening, /reset starts this conversation afresh."
+)
 CUT_OFF = "\n\n[answer cut off: {error}]"
 INTERRUPTED = " […]"
 CRASHED = "Sorry, something went wrong on my side while answering. Please try again."
@@ -131,6 +134,8 @@ class Responder:
             reply.pieces.append(piece)
             stream.push(piece)
         reply.outcome = run.outcome
+        if run.note and run.outcome in ("ok", "fallback"):
+            stream.push(f"\n\n{run.note}")
         if run.outcome == "cut_off":  # text is already visible: end with a notice, never a silently cut reply
             stream.push(CUT_OFF.format(error=_short(run.errors[-1])))
         elif run.outcome == "failed":

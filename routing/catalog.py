@@ -222,6 +222,11 @@ class Catalog:
     @classmethod
     def from_config(cls, cfg: Config, builtin: tuple[ModelInfo, ...] = BUILTIN) -> Catalog:
         models = {m.ref: m for m in builtin}
+        local = cfg.providers.get("local")
+        bundled = models.get(LOCAL_DEFAULT_MODEL)
+        if local is not None and local.kind == "local" and bundled is not None:
+            # the window the engine is really loaded with (providers.local.n_ctx), not a nominal one
+            models[LOCAL_DEFAULT_MODEL] = replace(bundled, context_window=local.n_ctx)
         for ref, mc in cfg.models.items():
             models[ref] = _merge(models.get(ref), ref, mc)
         aliases: dict[str, str] = {}

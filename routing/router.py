@@ -316,7 +316,7 @@ class Router:
         if chain[0] is self.local and not fits(self.local):
             notes.append(
                 f"~{_k(need)} tokens exceed the local model's {_k(self.local.context_window)}: "
-                "the prompt will be cut to fit"
+                "the oldest turns are left out, then the message is cut to fit"
             )
         primary = chain[0]
         if primary.ttft_ms is not None and primary.ttft_ms > lc.target_seconds * 1000:

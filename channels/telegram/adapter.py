@@ -240,7 +240,10 @@ class TelegramChannel(Channel):
                 "check the token from @BotFather"
             ) from None
         except (NetworkError, TelegramError) as e:
-            raise PlatformError(f"telegram: cannot reach the Bot API at {self.cfg.base_url}: {e}") from None
+            raise PlatformError(
+                f"telegram: cannot reach the Bot API at {self.cfg.base_url} ({e}); "
+                "check the network / proxy, or channels.telegram.base_url"
+            ) from None
         self.me = self.bot.bot
         self._username = (self.me.username or "").lower()
 

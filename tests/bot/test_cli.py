@@ -158,3 +158,34 @@ def test_chat_streams_a_terminal_conversation(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "Paris" in r.stdout and "Conversation cleared." in r.stdout
+
+
+def test_a_busy_port_is_one_line_with_the_fix_and_doctor_says_so(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        (tmp_path / "switchboard.toml").write_text(f"[http]\nport = {port}\n")
+        r = cli(tmp_path, "run")
+        assert r.returncode == 1
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert lines[-1] == (
+            f"error: http.port: 127.0.0.1:{port} is already in use (another switchboard running?); "
+            "stop it, or set another port: switchboard config set http.port 8081"
+        )
+        assert "Traceback" not in r.stderr
+        r = cli(tmp_path, "run", "--debug")
+        assert r.returncode != 0 and "Traceback" in r.stderr and "StartupError" in r.stderr
+        r = cli(tmp_path, "doctor")
+        assert r.returncode == 1 and f"http port 127.0.0.1:{port}: already in use" in r.stdout
+
+
+def test_an_unreachable_platform_is_one_line_with_the_fix(tmp_path):
+    (tmp_path / "switchboard.toml").write_text(
+        '[channels.telegram]\ntoken = "1:abc"\nbase_url = "http://127.0.0.1:9/bot"\nconnect_timeout = 1\n'
+    )
+    r = cli(tmp_path, "run")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: telegram: cannot reach the Bot API at http://127.0.0.1:9/bot")
+    assert "channels.telegram.base_url" in last and "1:abc" not in r.stderr

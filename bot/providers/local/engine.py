@@ -9,7 +9,7 @@ ends with a GenerationStats.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,6 +84,61 @@ def render_chat(template: str | None, messages: Sequence[ChatTurn], *, bos: str 
             raise
         # A template that refuses our turns (e.g. "roles must alternate"): ChatML is the best guess.
         return _chatml(turns)
+
+
+def render_segments(
+    template: str | None, messages: Sequence[ChatTurn], *, bos: str = "", eos: str = ""
+) -> list[tuple[str, bool]]:
+    """The prompt as (text, is_content) pieces, in order.
+
+    The template's own text may hold control tokens (`<|im_start|>`, ...); a message's content is
+    what people and models wrote and must be tokenized as plain text, or a person could forge a
+    turn by typing `<|im_end|>`. Each content is rendered as a marker first, then put back.
+    """
+    markers = [f"\ue000{i}\ue001" for i in range(len(messages))]
+    masked = [ChatTurn(m.role, markers[i]) for i, m in enumerate(messages)]
+    text = render_chat(template, masked, bos=bos, eos=eos)
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for marker, message in zip(markers, messages, strict=True):
+        at = text.find(marker, pos)
+        if at < 0:  # the template left this message out
+            continue
+        out += [(text[pos:at], False), (message.content, True)]
+        pos = at + len(marker)
+    out.append((text[pos:], False))
+    return [(t, is_content) for t, is_content in out if t]
+
+
+def fit_tokens(
+    messages: Sequence[ChatTurn], tokenize: Callable[[Sequence[ChatTurn]], list[int]], n_ctx: int, reserve: int
+) -> list[int]:
+    """The prompt's tokens, trimmed to leave `reserve` tokens of the context for the answer.
+
+    The oldest turns after the system prompt go first (never the last message); then the last
+    message is cut from its end. The runtime trims on an estimate before this (bot.prompt); this
+    is the exact count, so a prompt can never fail for its length.
+    """
+    msgs = list(messages)
+    budget = max(1, n_ctx - max(1, reserve))
+    tokens = tokenize(msgs)
+    while len(tokens) > budget:
+        first = next((i for i, m in enumerate(msgs[:-1]) if m.role != "system"), None)
+        if first is not None:
+            del msgs[first]
+        else:
+            last = msgs[-1]
+            if not last.content:
+                break
+            keep = int(len(last.content) * budget / len(tokens) * 0.9)
+            msgs[-1] = ChatTurn(last.role, last.content[: max(0, min(keep, len(last.content) - 1))])
+        tokens = tokenize(msgs)
+    return tokens
+
+
+def answer_reserve(n_ctx: int, max_tokens: int | None) -> int:
+    """Room kept for the answer: max_tokens, at most a quarter of the context."""
+    return min(max_tokens if max_tokens is not None else 256, n_ctx // 4)
 
 
 def _chatml(turns: list[dict[str, str]]) -> str:

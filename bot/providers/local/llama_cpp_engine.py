@@ -16,8 +16,10 @@ from bot.providers.local.engine import (
     GenerationStats,
     SamplingParams,
     Utf8Stream,
+    answer_reserve,
     common_prefix,
-    render_chat,
+    fit_tokens,
+    render_segments,
     token_budget,
 )
 from bot.types import ChatTurn
@@ -26,7 +28,7 @@ from bot.types import ChatTurn
 class LlamaCppEngine:
     name = "llama_cpp"
 
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(self, model_path: Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -77,9 +79,13 @@ class LlamaCppEngine:
         return piece.decode("utf-8", errors="replace")
 
     def prompt_tokens(self, messages: Sequence[ChatTurn]) -> list[int]:
-        text = render_chat(self._template, messages, bos=self._bos, eos=self._eos)
-        add_bos = not (self._bos and text.startswith(self._bos))
-        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        """The template's text with its control tokens; every message's content as plain text."""
+        segments = render_segments(self._template, messages, bos=self._bos, eos=self._eos)
+        add_bos = not (self._bos and segments and segments[0][0].startswith(self._bos))
+        tokens: list[int] = []
+        for text, is_content in segments:
+            tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=not is_content)
+            add_bos = False
         return tokens
 
     def _stops(self, token: int) -> bool:
@@ -91,8 +97,9 @@ class LlamaCppEngine:
         llm = self._llm
         if llm is None:
             raise ProviderUnavailable("the llama.cpp model is not loaded")
-        prompt = self.prompt_tokens(messages)
-        budget = token_budget(len(prompt), llm.n_ctx(), params.max_tokens)
+        n_ctx = llm.n_ctx()
+        prompt = fit_tokens(messages, self.prompt_tokens, n_ctx, answer_reserve(n_ctx, params.max_tokens))
+        budget = token_budget(len(prompt), n_ctx, params.max_tokens)
         utf8 = Utf8Stream()
         n = 0
         finish = "length"

@@ -23,8 +23,10 @@ from bot.providers.local.engine import (
     GenerationStats,
     SamplingParams,
     Utf8Stream,
+    answer_reserve,
     common_prefix,
-    render_chat,
+    fit_tokens,
+    render_segments,
     token_budget,
 )
 from bot.types import ChatTurn
@@ -75,11 +77,12 @@ class MlxEngine:
     name = "mlx"
     shared_thread = True  # run on the process-wide MLX thread, which never exits (see worker.py)
 
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096) -> None:
+    def __init__(self, model_path: Path, *, n_ctx: int = 8192) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self._model: Any = None
         self._tokenizer: Any = None
+        self._plain_tokenizer: Any = None
         self._token_bytes: list[bytes] = []
         self._template: str | None = None
         self._bos = ""
@@ -167,7 +170,10 @@ class MlxEngine:
         # a stream of our own rather than mlx-lm's thread-local `generation_stream`
         self._stream = mx.new_stream(mx.default_device())
 
-        self._tokenizer = self._build_tokenizer(vocab, list(meta["tokenizer.ggml.merges"]), meta)
+        merges = list(meta["tokenizer.ggml.merges"])
+        self._tokenizer = self._build_tokenizer(vocab, merges, meta)
+        # message contents are tokenized without the control tokens: nobody can type a turn
+        self._plain_tokenizer = self._build_tokenizer(vocab, merges, meta, special_tokens=False)
         decoder = _byte_decoder()
         types = meta.get("tokenizer.ggml.token_type")
         types = [int(t) for t in types.tolist()] if types is not None else [1] * len(vocab)
@@ -192,7 +198,9 @@ class MlxEngine:
         self._cache_tokens = []
 
     @staticmethod
-    def _build_tokenizer(vocab: list[str], merges: list[str], meta: dict[str, Any]) -> Any:
+    def _build_tokenizer(
+        vocab: list[str], merges: list[str], meta: dict[str, Any], *, special_tokens: bool = True
+    ) -> Any:
         try:
             from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
         except ImportError as e:
@@ -210,7 +218,7 @@ class MlxEngine:
         tok.pre_tokenizer = pre_tokenizers.Sequence(pre)
         tok.decoder = decoders.ByteLevel()
         types = meta.get("tokenizer.ggml.token_type")
-        if types is not None:
+        if types is not None and special_tokens:
             specials = [vocab[i] for i, t in enumerate(types.tolist()) if int(t) == _CONTROL]
             tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
         return tok
@@ -218,8 +226,11 @@ class MlxEngine:
     # --- generation ---------------------------------------------------------------------------
 
     def prompt_tokens(self, messages: Sequence[ChatTurn]) -> list[int]:
-        text = render_chat(self._template, messages, bos=self._bos, eos=self._eos)
-        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False).ids
+        """The template's text with its control tokens; every message's content as plain text."""
+        ids: list[int] = []
+        for text, is_content in render_segments(self._template, messages, bos=self._bos, eos=self._eos):
+            tokenizer = self._plain_tokenizer if is_content else self._tokenizer
+            ids += tokenizer.encode(text, add_special_tokens=False).ids
         if self._add_bos and (not ids or ids[0] != self._bos_id):
             ids = [int(self._bos_id), *ids]
         return ids
@@ -233,7 +244,7 @@ class MlxEngine:
         model = self._model
         if model is None:
             raise ProviderUnavailable("the MLX model is not loaded")
-        prompt = self.prompt_tokens(messages)
+        prompt = fit_tokens(messages, self.prompt_tokens, self.n_ctx, answer_reserve(self.n_ctx, params.max_tokens))
         budget = token_budget(len(prompt), self.n_ctx, params.max_tokens)
         utf8 = Utf8Stream()
         n = 0
