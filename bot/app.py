@@ -87,7 +87,27 @@ def channel_module(name: str) -> ModuleType:
 
 def build_channel(cfg: Config, name: str, table: dict[str, Any]) -> Channel:
     builder: Callable[[Config, dict[str, Any]], Channel] = channel_module(name).build
-    return builder(cfg, table)
+    try:
+        return builder(cfg, table)
+    except ConfigError as e:
+        raise ConfigError(with_missing_env(str(e), cfg, f"channels.{name}.")) from None
+
+
+def with_missing_env(message: str, cfg: Config, prefix: str) -> str:
+    """A channel's error, where a key is empty because its ${VARIABLE} is unset: say which variable,
+    as the file names it, and which file (the channel itself only sees the empty value)."""
+    lines = message.splitlines()
+    for key, var in cfg._missing_env.items():
+        if not key.startswith(prefix):
+            continue
+        fixed = f"  {key}: environment variable {var} is not set (referenced in {cfg._source}); export it"
+        for i, line in enumerate(lines):
+            if line.strip().startswith(f"{key}:"):
+                lines[i] = fixed
+                break
+        else:
+            lines.append(fixed)
+    return "\n".join(lines)
 
 
 def channel_capabilities(name: str, chat_kind: ChatKind | None) -> Capabilities:

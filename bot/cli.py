@@ -67,8 +67,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         app = App(cfg, channels=[console], serve_http=False)
         await app.start()
         print("Switchboard chat. /help for commands, Ctrl-D to quit.", flush=True)
+        echo = not sys.stdin.isatty()  # piped input is not shown by the terminal: show each question
         try:
             while (line := await read_line("> ")) is not None:
+                if echo:
+                    print(line, flush=True)
                 if line.strip():
                     await console.say(line)
                     await app.dispatcher.drain()
@@ -87,13 +90,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_message_send(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        print("error: message send: the message is empty (give the text to send)", file=sys.stderr)
+        return EXIT_CONFIG
     cfg = _load_config(args)
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"kind": "memory"})})
     _setup_logs(cfg, quiet=True)
+    import uuid
+
     from bot.app import App, build_channel
 
     async def main() -> int:
-        console: Any = build_channel(cfg, "console", {"conversation": "cli:message-send"})
+        # a conversation of its own each time: no history carried over, but the reply is kept in
+        # the ledger (spend, and the speed `models list` shows as measured here)
+        conversation = f"cli:message-send:{uuid.uuid4().hex[:12]}"
+        console: Any = build_channel(cfg, "console", {"conversation": conversation})
         app = App(cfg, channels=[console], serve_http=False)
         await app.start()
         try:
@@ -121,8 +131,11 @@ def cmd_message_send(args: argparse.Namespace) -> int:
         gen_time = rec.total - (rec.ttft or 0)
         tps = rec.completion_tokens / gen_time if gen_time > 0 and rec.completion_tokens else 0.0
         ttft = f"{rec.ttft * 1000:.0f} ms" if rec.ttft is not None else "n/a"
+        reason = rec.route_reason
+        if args.model:  # one message: there is no conversation for the choice to stick to
+            reason = reason.replace("chosen in this conversation (sticky until /model default)", "chosen with --model")
         print(
-            f"\n— {rec.model} · {rec.route_reason} · TTFT {ttft} · {tps:.0f} tokens/s · "
+            f"\n— {rec.model} · {reason} · TTFT {ttft} · {tps:.0f} tokens/s · "
             f"{rec.prompt_tokens}+{rec.completion_tokens} tokens · ${rec.cost_usd:.6f}",
             file=sys.stderr if args.quiet_stats else sys.stdout,
         )

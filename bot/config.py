@@ -9,13 +9,14 @@ with the key path and the variable's name.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from bot.errors import ConfigError
 
@@ -178,6 +179,10 @@ class ChannelsConfig(BaseModel):
 
 
 class Config(_Strict):
+    # where the config came from, and which keys referenced an unset ${VARIABLE} (for error messages)
+    _source: str = PrivateAttr(default="built-in default")
+    _missing_env: dict[str, str] = PrivateAttr(default_factory=dict)
+
     bot: BotConfig = BotConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict, validate_default=True)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
@@ -249,6 +254,19 @@ def expand_env(
     return data
 
 
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the table at `loc` (a key's parent) accepts, for "did you mean"."""
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
 def _format_error(err: ValidationError, missing: dict[str, str], source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
@@ -256,6 +274,9 @@ def _format_error(err: ValidationError, missing: dict[str, str], source: str) ->
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+            close = difflib.get_close_matches(str(e["loc"][-1]), _known_keys(e["loc"][:-1]), n=1)
+            if close:
+                msg += f" (did you mean '{close[0]}'?)"
         if key in missing:
             msg += f" (environment variable {missing[key]} is not set)"
         lines.append(f"  {key}: {msg}")
@@ -266,9 +287,12 @@ def parse(data: dict[str, Any], *, source: str = "<config>", env: dict[str, str]
     missing: dict[str, str] = {}
     expanded = expand_env(data, os.environ if env is None else env, missing=missing)
     try:
-        return Config.model_validate(expanded)
+        cfg = Config.model_validate(expanded)
     except ValidationError as err:
         raise ConfigError(_format_error(err, missing, source)) from None
+    cfg._source = source
+    cfg._missing_env = missing
+    return cfg
 
 
 def load(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:

@@ -102,5 +102,10 @@ def set_value(path: Path, key: str, value: str) -> None:
             raise ConfigError(f"{key}: '{part}' is a value, not a table")
     table[parts[-1]] = _parse_value(value)
     # refuse to write a file that would not load (secrets stay as ${NAME} references)
-    parse(doc.unwrap(), source=str(path))
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    try:
+        parse(doc.unwrap(), source=str(path))
+    except ConfigError as e:
+        reasons = [line.strip() for line in str(e).splitlines()[1:]] or [str(e)]
+        raise ConfigError(f"{key} = {value} refused, {path} is unchanged: {'; '.join(reasons)}") from None
+    text = tomlkit.dumps(doc)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

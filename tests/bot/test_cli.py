@@ -105,7 +105,7 @@ def test_models_list_shows_measured_speed_after_traffic(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "local/smollm2-135m" in r.stdout and "llama-3.3-70b" in r.stdout
     assert "measured here" not in r.stdout
-    # `message send` keeps nothing; a run with a store does: write one reply to the ledger
+    # a reply in the ledger (any run with a store writes one)
     import json
 
     (tmp_path / "switchboard.toml").write_text(f'[store]\ndata_dir = "{tmp_path / "data"}"\n')
@@ -189,3 +189,48 @@ def test_an_unreachable_platform_is_one_line_with_the_fix(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: telegram: cannot reach the Bot API at http://127.0.0.1:9/bot")
     assert "channels.telegram.base_url" in last and "1:abc" not in r.stderr
+
+
+def test_message_send_is_measured_refuses_empty_text_and_says_how_the_model_was_chosen(tmp_path):
+    (tmp_path / "switchboard.toml").write_text(f'[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    r = cli(tmp_path, "message", "send", "  ")
+    assert r.returncode == 2 and "the message is empty" in r.stderr
+    r = cli(tmp_path, "message", "send", "Say hi.", "--model", "local")
+    assert r.returncode == 0, r.stderr
+    assert "chosen with --model" in r.stdout and "sticky" not in r.stdout
+    r = cli(tmp_path, "models", "list")
+    assert "measured here:" in r.stdout and "local/smollm2-135m: TTFT" in r.stdout
+
+
+def test_config_mistakes_name_the_key_the_file_and_the_fix(tmp_path):
+    (tmp_path / "switchboard.toml").write_text('[dispatcher]\nqueue_mod = "collect"\n')
+    r = cli(tmp_path, "config", "validate")
+    assert r.returncode == 2 and "dispatcher.queue_mod: unknown key (did you mean 'queue_mode'?)" in r.stderr
+    (tmp_path / "switchboard.toml").write_text('[channels.telegram]\ntoken = "${MY_TG_TOKEN}"\n')
+    r = cli(tmp_path, "config", "validate")
+    assert r.returncode == 2
+    assert "channels.telegram.token: environment variable MY_TG_TOKEN is not set (referenced in switchboard.toml)" in (
+        r.stderr
+    )
+    (tmp_path / "switchboard.toml").unlink()
+    r = cli(tmp_path, "config", "set", "http.port", "99999")
+    assert r.returncode == 2 and not (tmp_path / "switchboard.toml").exists()
+    assert "http.port = 99999 refused, switchboard.toml is unchanged: http.port: Input should be" in r.stderr
+    r = cli(tmp_path, "config", "set", "http.port", "8090")
+    assert r.returncode == 0 and (tmp_path / "switchboard.toml").read_text().endswith("8090\n")
+
+
+def test_piped_chat_shows_each_question_before_its_answer(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        input="/help\n/status\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = r.stdout
+    assert r.returncode == 0, r.stderr
+    assert out.index("/help\n") < out.index("Send a message and I answer it.") < out.index("/status\n")
+    assert out.index("/status\n") < out.index("Model: automatic")
