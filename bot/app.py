@@ -296,10 +296,12 @@ class App:
             except OSError as e:
                 raise StartupError(port_problem(host, port, e)) from None
             self.http_port = _bound_port(self._runner)
+        # ready before the first message: providers warm, models loaded, and the garbage collector
+        # tuned now, not with the first replies in flight (a full collection here cost ~80 ms)
+        tune_gc()
         self.intake.open()
         for ch in self.channels.values():
             await ch.start(self.intake)
-        tune_gc()
         log.info("started", channels=list(self.channels), providers=list(self.providers), http=self.http_port)
 
     async def stop(self, grace: float | None = None) -> None:

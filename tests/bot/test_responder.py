@@ -345,3 +345,27 @@ def test_dispatcher_settings_come_from_the_config():
     )
     d = app.dispatcher
     assert (d.max_concurrent, d.queue_mode, d._seen._window) == (3, "collect", 7)  # type: ignore[attr-defined]
+
+
+async def test_channels_start_only_once_everything_else_is_ready(monkeypatch):
+    """No message is taken before the providers are warm and the GC is tuned (a full collection
+    with the first replies in flight cost one of them ~80 ms)."""
+    import bot.app
+
+    events: list[str] = []
+    monkeypatch.setattr(bot.app, "tune_gc", lambda: events.append("gc tuned"))
+
+    class Provider(ScriptedProvider):
+        async def start(self) -> None:
+            await asyncio.sleep(0.05)
+            events.append("provider ready")
+
+    class Channel(RecordingChannel):
+        async def start(self, inbox) -> None:
+            events.append("channel started")
+            await super().start(inbox)
+
+    app = App(make_config(), providers={"local": Provider()}, channels=[Channel()])
+    await app.start()
+    await app.stop()
+    assert events == ["provider ready", "gc tuned", "channel started"]

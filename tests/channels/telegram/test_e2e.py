@@ -110,6 +110,16 @@ async def test_flood_control_mid_stream_loses_nothing(fake: FakeTelegram, run_ap
     assert fake.texts(GROUP) == [expected]
 
 
+async def test_the_first_draft_carries_the_first_delta(fake: FakeTelegram, run_app) -> None:
+    """A draft costs no message budget: nothing waits for a dozen characters to exist."""
+    await run_app(ScriptedProvider(["Hi", " there, and the rest of the answer."], interval=0.4))
+    fake.push_update(fake.make_message(USER, "hello"))
+    await fake.wait_for(lambda f: f.calls_of("sendMessageDraft"), timeout=5)
+    assert parse_telegram_html(fake.calls_of("sendMessageDraft")[0].params["text"]) == "Hi"
+    await fake.wait_for(lambda f: f.texts(USER), timeout=5)
+    assert fake.texts(USER) == ["Hi there, and the rest of the answer."]
+
+
 async def test_flood_control_on_the_final_send_of_a_draft(fake: FakeTelegram, run_app) -> None:
     await run_app(ScriptedProvider(["Short", " and", " sweet", " reply."], interval=0.05))
     fake.flood("sendMessage", 1)
