@@ -496,13 +496,19 @@ class ReplyStream:
 
 
 def _notice_suffix(text: str, notice: str) -> str:
-    """What to append to `text` so that `notice` shows after it: close an open code block, blank line."""
+    """What to append to `text` so that `notice` shows after it: close an open code block, blank line.
+
+    A notice starting with a space is a mark that belongs on the last line (" […]").
+    """
     if not notice:
         return ""
     add = ""
     if fence_at_end(text) is not None:
         add = ("" if text.endswith("\n") else "\n") + "```"
     body = text + add
+    if notice.startswith(" ") and not add and body.strip() and not body[-1].isspace():
+        return notice  # an inline mark, right after the last word ("... and then […]")
+    notice = notice.lstrip(" ")
     if not body.strip() or body.endswith("\n\n"):
         sep = ""
     elif body.endswith("\n"):

@@ -756,3 +756,12 @@ async def test_new_messages_keep_their_own_pace_while_drafts_go_fast() -> None:
     drafts = surface.of("draft")
     assert any(b.start - a.end < 0.1 for a, b in zip(drafts, drafts[1:], strict=False))  # previews stay quick
     assert_final(surface, result, f.text, 200)
+
+
+def test_an_inline_mark_stays_on_the_last_line_and_a_notice_gets_its_own_paragraph():
+    from bot.reply_stream import _notice_suffix
+
+    assert _notice_suffix("and then", " […]") == " […]"
+    assert _notice_suffix("a list:\n", " […]") == "\n[…]"
+    assert _notice_suffix("```py\nx = 1", " […]") == "\n```\n\n[…]"  # the code block is closed first
+    assert _notice_suffix("done", "Sorry.") == "\n\nSorry."
