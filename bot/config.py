@@ -145,6 +145,9 @@ class StoreConfig(_Strict):
 class BotConfig(_Strict):
     system_prompt: str = "You are a helpful assistant. Answer concisely."
     max_input_chars: int = Field(200_000, gt=0, description="longer messages get a polite refusal")
+    edit_window: float = Field(
+        600.0, ge=0, description="seconds after an answer in which editing the question answers it again"
+    )
     max_tokens: int | None = Field(1024, gt=0)
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -133,7 +133,10 @@ class ReplyStream:
         clock: Callable[[], float] = time.perf_counter,
         log: Any = None,
         budget: RateGate | None = None,
+        existing: Sequence[MessageRef] = (),
     ) -> None:
+        """`existing`: messages of an earlier reply this one replaces in place (an edited question);
+        its parts are edited into them, in order (needs Streaming.EDIT or NONE)."""
         self._surface = surface
         self._budget = budget
         self._budget_held = False
@@ -153,7 +156,7 @@ class ReplyStream:
         self._len = 0
         self._splitter = Splitter(caps.max_chars)
         self._parts: list[Part] = []
-        self._slots: list[_Slot] = []
+        self._slots: list[_Slot] = [_Slot(ref=ref) for ref in existing]
         self._next_slot = 0  # every slot before this one is finished
 
         self._wake = asyncio.Event()

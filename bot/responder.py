@@ -9,6 +9,7 @@ this module turns its outcome into what the person reads, and logs, charges and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +26,17 @@ from bot.metrics import Metrics
 from bot.model_chain import ChainRun, ModelChain
 from bot.reply_stream import ReplyResult, ReplyStream
 from bot.route import ConversationState, RouteDecision, Router
-from bot.state import ChatBudgets, MemoryChatBudgets, MemorySpendLedger, SpendLedger
+from bot.state import (
+    Answered,
+    AnsweredMessages,
+    ChatBudgets,
+    MemoryAnsweredMessages,
+    MemoryChatBudgets,
+    MemorySpendLedger,
+    SpendLedger,
+)
 from bot.store.base import ReplyRecord, Store
-from bot.types import Capabilities, ChatTurn, InboundMessage
+from bot.types import Capabilities, ChatTurn, InboundMessage, MessageRef, Streaming
 
 log = structlog.get_logger("switchboard.reply")
 
@@ -47,6 +56,7 @@ class _Reply:
 
     msg: InboundMessage
     stream: ReplyStream
+    previous: Answered | None = None  # the answer this one replaces (an edited question)
     text: str = ""
     kind: str = "model"  # model | command | refusal
     decision: RouteDecision | None = None
@@ -68,6 +78,7 @@ class Responder:
         metrics: Metrics,
         spend: SpendLedger | None = None,
         chat_budgets: ChatBudgets | None = None,
+        answered: AnsweredMessages | None = None,
     ) -> None:
         self.cfg = cfg
         self.channels = channels
@@ -78,20 +89,46 @@ class Responder:
         self.commands = Commands(router, store)
         self.spend = spend if spend is not None else MemorySpendLedger(cfg.budget.monthly_usd)
         self.chat_budgets = chat_budgets if chat_budgets is not None else MemoryChatBudgets()
+        self.answered = answered if answered is not None else MemoryAnsweredMessages()
         self._system = ChatTurn("system", cfg.bot.system_prompt)
         self._background: set[asyncio.Task[None]] = set()
 
-    def reply_stream(self, msg: InboundMessage, channel: Channel, caps: Capabilities) -> ReplyStream:
-        """The stream for one reply, paced by the chat's budget where the platform has one."""
+    def reply_stream(
+        self, msg: InboundMessage, channel: Channel, caps: Capabilities, previous: Answered | None = None
+    ) -> ReplyStream:
+        """The stream for one reply, paced by the chat's budget where the platform has one; an
+        answer to an edited question edits the earlier answer's messages in place."""
+        existing: tuple[MessageRef, ...] = ()
+        if previous is not None and previous.refs:
+            existing = previous.refs
+            if caps.streaming in (Streaming.DRAFT, Streaming.NATIVE):  # a draft cannot replace a message
+                interval = max(caps.min_edit_interval, caps.min_send_interval or 0.0)
+                caps = dataclasses.replace(caps, streaming=Streaming.EDIT, min_edit_interval=interval)
         budget = caps.chat_budget
         gate = self.chat_budgets.gate(msg.channel, msg.chat_id or msg.conversation, budget) if budget else None
-        return ReplyStream(channel.surface(msg), caps, log=log, budget=gate)
+        return ReplyStream(channel.surface(msg), caps, log=log, budget=gate, existing=existing)
+
+    def _edited(self, msg: InboundMessage) -> Answered | None:
+        """The earlier answer an edited question replaces, or None when the edit is to be ignored
+        (not the last message answered here, or answered too long ago)."""
+        previous = self.answered.last(msg.conversation)
+        if previous is None or previous.message_id != msg.edit_of:
+            return None
+        if time.time() - previous.at > self.cfg.bot.edit_window:
+            return None
+        return previous
 
     async def __call__(self, turn: Turn) -> None:
         msg = turn.msg
+        previous = None
+        if msg.edit_of is not None:
+            previous = self._edited(msg)
+            if previous is None:
+                log.debug("edit_ignored", channel=msg.channel, conversation=msg.conversation)
+                return
         channel = self.channels[msg.channel]
         caps = channel.capabilities(msg)
-        reply = _Reply(msg, self.reply_stream(msg, channel, caps))
+        reply = _Reply(msg, self.reply_stream(msg, channel, caps, previous), previous)
         await reply.stream.start()
         try:
             await self._generate(reply, caps)
@@ -123,6 +160,9 @@ class Responder:
             return
         conv = await self.store.conversation(msg.conversation)
         history = await self.store.history(msg.conversation, self.cfg.store.history_turns)
+        if reply.previous is not None and reply.previous.in_history:  # the edited exchange is replaced
+            replaced = 2
+            history = (await self.store.history(msg.conversation, self.cfg.store.history_turns + replaced))[:-replaced]
         history_chars = sum(len(t.content) for t in history)
         state = ConversationState(sticky_model=conv.sticky_model, turns=len(history), history_chars=history_chars)
         decision = reply.decision = await self.router.adecide(msg, caps, state, self.spend.spend())
@@ -162,9 +202,15 @@ class Responder:
         # after the reply is delivered (so the write costs this reply nothing); a reply the person
         # never saw is not written into the history the model sees next time
         reply_text = "".join(reply.pieces)
-        keep = reply_text and delivered and reply.outcome in ("ok", "fallback", "cut_off", "interrupted")
+        keep = bool(reply_text) and delivered and reply.outcome in ("ok", "fallback", "cut_off", "interrupted")
         turns = [ChatTurn("user", reply.text), ChatTurn("assistant", reply_text)] if keep else []
-        await self.store.save_reply(msg.conversation, turns, record)
+        previous = reply.previous
+        replace_last = 2 if previous is not None and previous.in_history else 0
+        await self.store.save_reply(msg.conversation, turns, record, replace_last=replace_last)
+        if delivered and result is not None and result.refs:
+            # an edited question keeps the original's id: editing it again answers it again
+            question = msg.edit_of if msg.edit_of is not None else msg.message_id
+            self.answered.remember(msg.conversation, Answered(question, tuple(result.refs), record.at, keep))
 
     def _record(self, reply: _Reply, run: ChainRun, result: ReplyResult | None) -> ReplyRecord:
         msg, final = reply.msg, run.final

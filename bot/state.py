@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
 from bot.route import Spend
-from bot.types import RateBudget
+from bot.types import MessageRef, RateBudget
 
 __all__ = [
+    "Answered",
+    "AnsweredMessages",
     "ChatBudgets",
+    "MemoryAnsweredMessages",
     "MemoryChatBudgets",
     "MemoryRefusalLog",
     "MemorySeenDeliveries",
@@ -65,6 +69,39 @@ class SpendLedger(Protocol):
     def spend(self) -> Spend: ...
 
     def add(self, cost_usd: float, at: float | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The last message the bot answered in a conversation, and where its answer is."""
+
+    message_id: str
+    refs: tuple[MessageRef, ...]  # the reply's messages, to replace in place
+    at: float  # unix time of the answer
+    in_history: bool  # its exchange was written into the history (and is replaced with it)
+
+
+class AnsweredMessages(Protocol):
+    """Per conversation, the last answered message (so an edit of it can be answered again)."""
+
+    def last(self, conversation: str) -> Answered | None: ...
+
+    def remember(self, conversation: str, answered: Answered) -> None: ...
+
+
+class MemoryAnsweredMessages:
+    def __init__(self, max_conversations: int = 10_000) -> None:
+        self._last: OrderedDict[str, Answered] = OrderedDict()
+        self._max = max_conversations
+
+    def last(self, conversation: str) -> Answered | None:
+        return self._last.get(conversation)
+
+    def remember(self, conversation: str, answered: Answered) -> None:
+        self._last[conversation] = answered
+        self._last.move_to_end(conversation)
+        if len(self._last) > self._max:
+            self._last.popitem(last=False)
 
 
 class MemorySeenDeliveries:

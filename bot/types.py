@@ -112,6 +112,7 @@ class InboundMessage:
     thread_id: str | None = None  # thread or topic inside the chat
     workspace_id: str | None = None  # Slack workspace / Discord guild
     reply_to: str | None = None  # the platform's id of the message a reply answers (quote / reference)
+    edit_of: str | None = None  # an edited question: the message_id of the message it changes
     command: Command | None = None
     received_at: float = field(default_factory=time.time)  # wall clock, seconds
     received_mono: float = field(default_factory=time.perf_counter, compare=False)  # for latency figures

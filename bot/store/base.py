@@ -40,8 +40,11 @@ class Store(Protocol):
 
     async def history(self, conversation: str, limit: int) -> list[ChatTurn]: ...
 
-    async def save_reply(self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord) -> None:
-        """A delivered reply's turns (may be empty) and its ledger record, written together."""
+    async def save_reply(
+        self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord, *, replace_last: int = 0
+    ) -> None:
+        """A delivered reply's turns (may be empty) and its ledger record, written together;
+        `replace_last` turns at the end of the history are dropped first (an edited question)."""
         ...
 
     async def reset(self, conversation: str) -> None: ...

@@ -168,16 +168,28 @@ class SqliteStore:
             rec = self._convs.get(conversation, ConversationRecord())
         return rec
 
-    async def save_reply(self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord) -> None:
-        """A delivered reply: its turns in the history and its record in the ledger, in one write."""
-        if turns:
-            (await self._load(conversation)).extend(turns)
+    async def save_reply(
+        self, conversation: str, turns: Sequence[ChatTurn], record: ReplyRecord, *, replace_last: int = 0
+    ) -> None:
+        """A delivered reply: its turns in the history and its record in the ledger, in one write
+        (after dropping the history's last `replace_last` turns: an edited question's exchange)."""
+        if turns or replace_last:
+            history = await self._load(conversation)
+            for _ in range(min(replace_last, len(history))):
+                history.pop()
+            history.extend(turns)
         now = time.time()
         messages = [(conversation, t.role, t.content, now) for t in turns]
         reply = _reply_row(record)
 
         def write(c: sqlite3.Connection) -> None:
             with c:
+                if replace_last:
+                    c.execute(
+                        "DELETE FROM messages WHERE id IN "
+                        "(SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?)",
+                        (conversation, replace_last),
+                    )
                 if messages:
                     c.executemany(_INSERT_MESSAGE, messages)
                 c.execute(_INSERT_REPLY, reply)

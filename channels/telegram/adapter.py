@@ -56,7 +56,7 @@ from channels.telegram.transport import AiohttpRequest
 log = structlog.get_logger("switchboard.telegram")
 
 MAX_CHARS = 4096
-ALLOWED_UPDATES = ["message"]
+ALLOWED_UPDATES = ["message", "edited_message"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: an admin writing as the group
 _GROUP_TYPES = ("group", "supergroup")
@@ -364,10 +364,10 @@ class TelegramChannel(Channel):
     async def handle_update(self, update: Update) -> None:
         """Filter one update and hand what should be answered to the inbox."""
         received = time.perf_counter()
-        msg = update.message
+        msg = update.message or update.edited_message
         if msg is None:
             return
-        inbound = self.to_inbound(msg, received)
+        inbound = self.to_inbound(msg, received, edited=update.edited_message is not None)
         if inbound is None:
             return
         inbox = self._inbox
@@ -376,8 +376,13 @@ class TelegramChannel(Channel):
         self.delivered += 1
         await inbox.submit(inbound)
 
-    def to_inbound(self, msg: Message, received: float | None = None) -> InboundMessage | None:
-        """The InboundMessage for `msg`, or None when it is not for us (counted as ignored / refused)."""
+    def to_inbound(self, msg: Message, received: float | None = None, *, edited: bool = False) -> InboundMessage | None:
+        """The InboundMessage for `msg`, or None when it is not for us (counted as ignored).
+
+        An edited message is a delivery of its own (its id carries the edit time) that names the
+        message it changes (`edit_of`): the core answers it again only if it was the last one
+        answered in the conversation, recently.
+        """
         text = msg.text if msg.text is not None else msg.caption
         user = msg.from_user
         chat = msg.chat
@@ -408,7 +413,8 @@ class TelegramChannel(Channel):
             conversation=conversation_key(self.name, chat.id, topic),
             sender_id=str(user.id),
             text=text,
-            message_id=f"{chat.id}:{msg.message_id}",
+            message_id=f"{chat.id}:{msg.message_id}" + (f":edit:{_edit_stamp(msg)}" if edited else ""),
+            edit_of=f"{chat.id}:{msg.message_id}" if edited else None,
             chat_kind=kind,
             sender_name=user.full_name or user.username,
             sender_handle=user.username,
@@ -477,3 +483,9 @@ def _capabilities(cfg: TelegramConfig) -> dict[str, Capabilities]:
         "private": caps(Streaming(cfg.private_streaming), None),
         "group": caps(Streaming(cfg.group_streaming), group_budget),
     }
+
+
+def _edit_stamp(msg: Message) -> int:
+    """When the message was edited (unix seconds): two edits of one message are two deliveries."""
+    when = msg.edit_date or msg.date
+    return int(when.timestamp())

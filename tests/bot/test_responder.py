@@ -369,3 +369,25 @@ async def test_channels_start_only_once_everything_else_is_ready(monkeypatch):
     await app.start()
     await app.stop()
     assert events == ["provider ready", "gc tuned", "channel started"]
+
+
+async def test_an_edit_after_the_edit_window_is_ignored():
+    from bot.types import ChatKind, InboundMessage
+
+    channel = RecordingChannel()
+    local = ScriptedProvider(["answer"])
+    app = App(make_config(bot={"edit_window": 0.0}), providers={"local": local}, channels=[channel])
+    await app.start()
+    try:
+        msg = await channel.say("question")
+        await app.dispatcher.drain()
+        await app.responder.flush()
+        edit = InboundMessage(
+            "rec", msg.conversation, "u1", "changed", f"{msg.message_id}:edit", ChatKind.PRIVATE, edit_of=msg.message_id
+        )
+        await asyncio.sleep(0.01)
+        await app.intake.submit(edit)
+        await app.dispatcher.drain()
+        assert len(local.requests) == 1 and channel.replies() == ["answer"]
+    finally:
+        await app.stop()

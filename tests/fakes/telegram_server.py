@@ -313,6 +313,15 @@ class FakeTelegram:
             upd["update_id"] = update_id
         return upd
 
+    def make_edit(self, update: dict[str, Any], text: str, *, edit_date: int | None = None) -> dict[str, Any]:
+        """An `edited_message` Update: the person changed the text of the message in `update`."""
+        msg = {**update["message"], "text": text, "edit_date": edit_date or int(time.time())}
+        msg.pop("entities", None)
+        entities = _auto_entities(text)
+        if entities:
+            msg["entities"] = entities
+        return {"edited_message": msg}
+
     def bot_message(self, chat_id: int, message_id: int = 1, text: str = "earlier answer") -> dict[str, Any]:
         """A message written by the bot (to reply to)."""
         return {

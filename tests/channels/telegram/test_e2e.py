@@ -383,3 +383,32 @@ async def test_group_budget_is_shared_across_replies(fake: FakeTelegram, run_app
     for i, c in enumerate(calls):  # leaky bucket: at most 2 + (elapsed seconds) calls so far
         assert i + 1 <= 2 + (c.t - t0) / 1.0 + 0.2, [round(x.t - t0, 2) for x in calls]
     assert len(fake.calls_of("sendMessage")) == 2
+
+
+async def test_an_edited_question_is_answered_again_in_place(fake: FakeTelegram, run_app) -> None:
+    """Editing the last question answered replaces its answer in place (one message, edited) and
+    the history; an edit of an older question, or a second delivery of one edit, is ignored."""
+    provider = ScriptedProvider(["First answer."])
+    app, _ = await run_app(provider)
+    first_q = fake.push_update(fake.make_message(USER, "What is 2+2?", message_id=10))
+    await fake.wait_for(lambda f: f.texts(USER) == ["First answer."], timeout=5)
+    await app.dispatcher.drain()
+    provider.pieces = ["Second", " answer."]
+    edit = fake.push_update(fake.make_edit(first_q, "What is 3+3?", edit_date=2_000_000_000))
+    await fake.wait_for(lambda f: f.texts(USER) == ["Second answer."], timeout=5)
+    await app.dispatcher.drain()
+    assert len(fake.calls_of("sendMessage")) == 1  # replaced in place: no new message
+    assert fake.calls_of("editMessageText")[-1].params["message_id"] == fake.sent[USER][0].message_id
+    assert [m.content for m in provider.requests[-1].messages[1:]] == ["What is 3+3?"]  # the old exchange is gone
+    history = await app.store.history(f"telegram:{USER}", 10)
+    assert [(t.role, t.content) for t in history] == [("user", "What is 3+3?"), ("assistant", "Second answer.")]
+
+    fake.push_update(edit, redeliver=True)  # the same edit delivered twice: answered once
+    fake.push_update(fake.make_message(USER, "And 4+4?", message_id=11))
+    await fake.wait_for(lambda f: len(f.texts(USER)) == 2, timeout=5)
+    await app.dispatcher.drain()
+    fake.push_update(fake.make_edit(first_q, "What is 5+5?", edit_date=2_000_000_100))  # no longer the last
+    await asyncio.sleep(0.3)
+    await app.dispatcher.drain()
+    assert len(provider.requests) == 3
+    assert fake.texts(USER) == ["Second answer.", "Second answer."]
