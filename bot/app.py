@@ -242,7 +242,7 @@ class App:
             queue_mode=cfg.dispatcher.queue_mode,
             dedupe_window=cfg.dispatcher.dedupe_window,
         )
-        self.intake = Intake(self.dispatcher, self.channels, metrics=self.metrics)
+        self.intake = Intake(self.dispatcher, self.channels, metrics=self.metrics, history=self.store.history)
         self.serve_http = serve_http
         self.http = web.Application()
         self._runner: web.AppRunner | None = None

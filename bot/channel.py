@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from bot.access import AccessPolicy
 from bot.rendering import Passthrough, Renderer
-from bot.types import Capabilities, ChatKind, InboundMessage, MessageRef
+from bot.types import Capabilities, ChatKind, ChatTurn, InboundMessage, MessageRef
 
 if TYPE_CHECKING:
     from aiohttp.web import AbstractRouteDef
@@ -42,6 +42,14 @@ class Inbox(Protocol):
 
     async def submit(self, msg: InboundMessage) -> bool:
         """Take one message; False when it was not taken (a repeated delivery, or refused)."""
+        ...
+
+    async def stop_reply(self, conversation: str) -> bool:
+        """Stop the reply being written in a conversation (a stop button); False if none was."""
+        ...
+
+    async def history(self, conversation: str, limit: int) -> list[ChatTurn]:
+        """The conversation so far, oldest first (a page restoring a chat after a reload)."""
         ...
 
     async def settle(self) -> None:

@@ -47,6 +47,8 @@ class _Lane:
     pending: deque[InboundMessage] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     current: asyncio.Task[None] | None = None
+    replying: bool = False  # a reply is being written in the worker task itself
+    stopping: bool = False  # stop_reply() cancelled that reply (not a shutdown)
 
 
 class Dispatcher:
@@ -125,8 +127,8 @@ class Dispatcher:
                     try:
                         if self.queue_mode == "interrupt":
                             await self._run_cancellable(key, lane, turn)
-                        else:  # no one cancels a reply: run it in the lane's own task (one hop less)
-                            await self._handler(turn)
+                        else:  # the reply runs in the lane's own task (one hop less); stop_reply() cancels it
+                            await self._run_inline(lane, turn)
                     except Exception as exc:
                         log.error("reply_failed", conversation=key, error=repr(exc), exc_info=exc)
                     finally:
@@ -137,6 +139,33 @@ class Dispatcher:
                 del self._lanes[key]
             if not self._lanes:
                 self._idle.set()
+
+    async def _run_inline(self, lane: _Lane, turn: Turn) -> None:
+        lane.replying = True
+        try:
+            await self._handler(turn)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not lane.stopping or task is None:
+                raise  # shutdown
+            task.uncancel()  # only the reply was stopped: the lane goes on with its next message
+        finally:
+            lane.replying = lane.stopping = False
+
+    def stop_reply(self, conversation: str) -> bool:
+        """Stop the reply being written in `conversation` (a person pressed "stop"): what was shown
+        stays, marked as cut; queued messages are still answered. False when nothing was running."""
+        lane = self._lanes.get(conversation)
+        if lane is None:
+            return False
+        if lane.current is not None and not lane.current.done():
+            lane.current.cancel()
+            return True
+        if lane.replying and lane.worker is not None and not lane.stopping:
+            lane.stopping = True
+            lane.worker.cancel()
+            return True
+        return False
 
     async def _run_cancellable(self, key: str, lane: _Lane, turn: Turn) -> None:
         """The reply in a task of its own, so a newer message can cancel it and not the lane."""

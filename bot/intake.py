@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -24,7 +24,7 @@ from bot.dispatcher import Dispatcher
 from bot.errors import PlatformError
 from bot.metrics import Metrics
 from bot.state import MemoryRefusalLog, RefusalLog
-from bot.types import InboundMessage
+from bot.types import ChatTurn, InboundMessage
 
 log = structlog.get_logger("switchboard.intake")
 
@@ -37,7 +37,10 @@ class Intake:
         *,
         metrics: Metrics | None = None,
         refusals: RefusalLog | None = None,
+        history: Callable[[str, int], Awaitable[list[ChatTurn]]] | None = None,
     ) -> None:
+        """`history(conversation, limit)`: the store's read, for adapters that show a chat again."""
+        self._history = history
         self.dispatcher = dispatcher
         self.channels = channels
         self.metrics = metrics
@@ -70,6 +73,14 @@ class Intake:
 
     async def settle(self) -> None:
         await self.dispatcher.settle()
+
+    async def stop_reply(self, conversation: str) -> bool:
+        return self.dispatcher.stop_reply(conversation)
+
+    async def history(self, conversation: str, limit: int) -> list[ChatTurn]:
+        if self._history is None:
+            return []
+        return await self._history(conversation, limit)
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -165,3 +165,19 @@ async def test_failing_reply_does_not_stop_the_lane():
     await d.submit(msg("a", "2", "after"))
     await d.drain()
     assert seen == ["boom", "after"]
+
+
+async def test_stop_reply_cancels_only_the_running_reply_and_the_lane_goes_on():
+    for mode in ("followup", "interrupt"):
+        rec = Recorder(0.3)
+        d = Dispatcher(rec, queue_mode=mode)  # type: ignore[arg-type]
+        await d.submit(msg("c", "1", "first"))
+        if mode == "followup":
+            await d.submit(msg("c", "2", "second"))
+        await asyncio.sleep(0.05)
+        assert d.stop_reply("c") is True
+        await asyncio.wait_for(d.drain(), 2)
+        assert rec.cancelled == ["first"], mode
+        assert rec.order("end") == (["second"] if mode == "followup" else []), mode
+        assert d.stop_reply("c") is False  # nothing running any more
+        assert d.stop_reply("elsewhere") is False
