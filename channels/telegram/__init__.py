@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.telegram.adapter import TelegramChannel, make_bot
+from channels.telegram.adapter import TelegramChannel
 from channels.telegram.config import TelegramConfig, parse_config
 from channels.telegram.surface import TelegramSurface, TgContext
+from channels.telegram.transport import make_bot
 
 __all__ = [
     "CHANNEL",

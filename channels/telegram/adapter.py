@@ -23,13 +23,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import structlog
 from aiohttp import web
 from pydantic import SecretStr
 from telegram import Bot, Message, Update, User
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.request import HTTPXRequest
 
 from bot.access import AccessPolicy
 from bot.channel import Channel, Check, Inbox
@@ -51,7 +49,7 @@ from channels.telegram.api import FastCalls
 from channels.telegram.config import TelegramConfig
 from channels.telegram.render import RENDERER
 from channels.telegram.surface import TelegramSurface, TgContext, translate
-from channels.telegram.transport import AiohttpRequest
+from channels.telegram.transport import AiohttpRequest, make_bot
 
 log = structlog.get_logger("switchboard.telegram")
 
@@ -60,61 +58,6 @@ ALLOWED_UPDATES = ["message", "edited_message"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: an admin writing as the group
 _GROUP_TYPES = ("group", "supergroup")
-
-
-def make_bot(cfg: TelegramConfig) -> Bot:
-    """A PTB Bot whose connections stay open for minutes (httpx drops idle ones after 5 s by default)."""
-    if cfg.http_client == "aiohttp":
-
-        def aio(pool: int) -> AiohttpRequest:
-            return AiohttpRequest(
-                connection_pool_size=pool,
-                keepalive=cfg.keepalive_expiry,
-                connect_timeout=cfg.connect_timeout,
-                read_timeout=cfg.read_timeout,
-                write_timeout=cfg.write_timeout,
-                pool_timeout=cfg.pool_timeout,
-            )
-
-        return Bot(
-            cfg.token.get_secret_value(),
-            base_url=cfg.base_url,
-            base_file_url=cfg.base_file_url,
-            request=aio(cfg.connection_pool_size),
-            get_updates_request=aio(2),  # the long poll never takes a slot from replies
-            local_mode=cfg.local_mode,
-        )
-    limits = httpx.Limits(
-        max_connections=cfg.connection_pool_size,
-        max_keepalive_connections=cfg.connection_pool_size,
-        keepalive_expiry=cfg.keepalive_expiry,
-    )
-    request = HTTPXRequest(
-        connection_pool_size=cfg.connection_pool_size,
-        connect_timeout=cfg.connect_timeout,
-        read_timeout=cfg.read_timeout,
-        write_timeout=cfg.write_timeout,
-        pool_timeout=cfg.pool_timeout,
-        httpx_kwargs={"limits": limits},
-    )
-    # getUpdates gets its own connection so a held long poll never takes a slot from replies;
-    # PTB adds the poll timeout to this read timeout by itself.
-    updates_request = HTTPXRequest(
-        connection_pool_size=2,
-        connect_timeout=cfg.connect_timeout,
-        read_timeout=cfg.read_timeout,
-        write_timeout=cfg.write_timeout,
-        pool_timeout=cfg.pool_timeout,
-        httpx_kwargs={"limits": httpx.Limits(max_connections=2, keepalive_expiry=cfg.keepalive_expiry)},
-    )
-    return Bot(
-        cfg.token.get_secret_value(),
-        base_url=cfg.base_url,
-        base_file_url=cfg.base_file_url,
-        request=request,
-        get_updates_request=updates_request,
-        local_mode=cfg.local_mode,
-    )
 
 
 class TelegramChannel(Channel):
@@ -219,7 +162,7 @@ class TelegramChannel(Channel):
         return self.cfg.access_policy()
 
     async def doctor_checks(self) -> list[Check]:
-        from channels.telegram.doctor import checks
+        from channels.telegram.doctor import checks  # imported when asked: doctor only
 
         return await checks(self.cfg)
 

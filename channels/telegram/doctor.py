@@ -9,8 +9,8 @@ from __future__ import annotations
 from telegram.error import InvalidToken, TelegramError
 
 from bot.channel import Check
-from channels.telegram.adapter import make_bot
 from channels.telegram.config import TelegramConfig
+from channels.telegram.transport import make_bot
 
 
 async def checks(cfg: TelegramConfig) -> list[Check]:
