@@ -32,6 +32,19 @@ def cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Complete
     )
 
 
+def chat(tmp_path: Path, typed: str) -> subprocess.CompletedProcess[str]:
+    """`switchboard chat` with `typed` piped in as the person's lines."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_message_send_answers_with_the_bundled_model_and_prints_timings(tmp_path):
     r = cli(tmp_path, "message", "send", "What is the capital of France?")
     assert r.returncode == 0, r.stderr
@@ -147,15 +160,7 @@ def test_run_serves_webchat_and_stops_on_ctrl_c(tmp_path):
 
 
 def test_chat_streams_a_terminal_conversation(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        input="What is the capital of France?\n/reset\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = chat(tmp_path, "What is the capital of France?\n/reset\n")
     assert r.returncode == 0, r.stderr
     assert "Paris" in r.stdout and "Conversation cleared." in r.stdout
 
@@ -221,15 +226,7 @@ def test_config_mistakes_name_the_key_the_file_and_the_fix(tmp_path):
 
 
 def test_piped_chat_shows_each_question_before_its_answer(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        input="/help\n/status\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = chat(tmp_path, "/help\n/status\n")
     out = r.stdout
     assert r.returncode == 0, r.stderr
     assert out.index("/help\n") < out.index("Send a message and I answer it.") < out.index("/status\n")
