@@ -260,8 +260,8 @@ async def run(
     received: dict[tuple[int, int], float] = {}
     orig_handle = channel.to_inbound
 
-    def to_inbound(msg, rec=None):
-        inbound = orig_handle(msg, rec)
+    def to_inbound(msg, rec=None, **kw):
+        inbound = orig_handle(msg, rec, **kw)
         if inbound is not None:
             received[(msg.chat.id, msg.message_id)] = inbound.received_mono
         return inbound
