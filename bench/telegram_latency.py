@@ -234,7 +234,7 @@ async def run(
             if finished >= wave_size:
                 wave_done.set()
 
-    app.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
+    app.dispatcher = app.intake.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
     await app.start()
     out = Samples()
 
