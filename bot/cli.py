@@ -309,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     except SwitchboardError as e:  # expected failures: one line with the fix; --debug for the traceback
         if getattr(args, "debug", False):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        from bot.logs import redact_text
+
+        print(f"error: {redact_text(str(e))}", file=sys.stderr)  # a platform's message may quote a token
         return EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_PROBLEM
 
 

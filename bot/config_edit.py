@@ -12,7 +12,7 @@ from pydantic import BaseModel, SecretStr
 
 from bot.config import Config, parse
 from bot.errors import ConfigError
-from bot.logs import is_secret_key
+from bot.logs import is_secret_key, redact_text
 
 MASKED = "********"
 
@@ -52,6 +52,8 @@ def _mask_secret(value: Any) -> Any:
 
 
 def _show(node: Any) -> str:
+    if isinstance(node, str):
+        return redact_text(node)  # a password inside a URL, a token pasted where it should not be
     if isinstance(node, SecretStr):
         return MASKED if node.get_secret_value() else '""'
     if isinstance(node, BaseModel):
@@ -78,6 +80,8 @@ def _mask(node: Any) -> Any:
         return [_mask(v) for v in node]
     if isinstance(node, Enum):
         return node.value
+    if isinstance(node, str):
+        return redact_text(node)
     return node
 
 

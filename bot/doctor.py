@@ -19,6 +19,7 @@ from rich.markup import escape
 from bot import config
 from bot.channel import Check
 from bot.errors import ConfigError
+from bot.logs import redact_text
 
 __all__ = ["Check", "collect", "print_checks"]
 
@@ -51,7 +52,7 @@ async def _check_local(name: str, pc: config.ProviderConfig) -> Check:
 
 
 async def _check_remote(name: str, pc: config.ProviderConfig, deep: bool) -> Check:
-    label = f"provider {name} ({pc.base_url or pc.kind})"
+    label = redact_text(f"provider {name} ({pc.base_url or pc.kind})")
     if not pc.has_key:
         return Check(
             label,

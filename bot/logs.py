@@ -28,7 +28,8 @@ MIN_SECRET_LEN = 6  # shorter literals would mask ordinary words
 _SECRET_KEY = re.compile(
     r"(?:^|_)(?:token|secret|api_?key|password|passwd|passphrase|authorization|cookie|credentials?"
     r"|private_?key|access_?key)$"
-    r"|(?:access|auth|bot|bearer|refresh|session|id)token$|apikey$|secret$",
+    r"|(?:access|auth|bot|bearer|refresh|session|id)token$|apikey$|secret$"
+    r"|(?:^|_)key$|(?:^|_)auth$",  # x-subscription-key, x-custom-key, x-auth: headers that carry credentials
 )
 
 # credential shapes worth masking wherever they show up in text
@@ -41,6 +42,8 @@ _SECRET_VALUE = re.compile(
     r"|(?<![0-9])[0-9]{6,}:[A-Za-z0-9_-]{30,}"  # Telegram, also inside .../bot<token>/getUpdates
     r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*"  # Authorization: Bearer <anything>
 )
+
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+@")
 
 _literals: frozenset[str] = frozenset()
 _literal_re: re.Pattern[str] | None = None
@@ -86,10 +89,13 @@ def clear_secrets() -> None:
 
 
 def redact_text(text: str) -> str:
-    """`text` with registered secrets and credential-shaped substrings replaced by ***."""
+    """`text` with registered secrets and credential-shaped substrings replaced by ***, and the
+    password of any URL (https://user:password@host) masked."""
     literal = _literal_re
     if literal is not None:
         text = literal.sub(MASK, text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
     return _SECRET_VALUE.sub(MASK, text)
 
 

@@ -10,6 +10,7 @@ the reply is delivered.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections import OrderedDict, deque
@@ -98,7 +99,11 @@ class SqliteStore:
     async def open(self) -> None:
         target = ":memory:"
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # conversations are private: the directory 0700, the database (and so its -wal and
+            # -shm files, which SQLite creates with the database's mode) 0600
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            os.chmod(self.path, 0o600)
             target = str(self.path)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()

@@ -177,10 +177,9 @@ class TelegramChannel(Channel):
     async def _connect(self) -> None:
         try:
             await self.bot.initialize()  # getMe
-        except InvalidToken as e:
+        except InvalidToken:  # its message quotes the token: never shown
             raise ConfigError(
-                f"channels.telegram.token: Telegram refused the bot token ({e.message}); "
-                "check the token from @BotFather"
+                "channels.telegram.token: Telegram refused the bot token (401/404); check the token from @BotFather"
             ) from None
         except (NetworkError, TelegramError) as e:
             raise PlatformError(
@@ -199,8 +198,8 @@ class TelegramChannel(Channel):
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=self.cfg.drop_pending_updates,
             )
-        except InvalidToken as e:
-            raise ConfigError(f"channels.telegram.token: Telegram refused the bot token ({e.message})") from None
+        except InvalidToken:
+            raise ConfigError("channels.telegram.token: Telegram refused the bot token (401/404)") from None
         except TelegramError as e:
             raise ConfigError(f"channels.telegram.webhook_url: Telegram rejected {url!r}: {e.message}") from None
 
@@ -259,8 +258,8 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            except InvalidToken as e:
-                log.error("telegram.token_rejected", error=e.message)
+            except InvalidToken:
+                log.error("telegram.token_rejected", hint="the token was revoked? check it with @BotFather")
                 await asyncio.sleep(30.0)
                 continue
             except Exception as e:
@@ -299,7 +298,11 @@ class TelegramChannel(Channel):
         except Exception:
             return web.Response(status=400, text="bad update")
         if update is not None:
-            await self.handle_update(update)
+            try:
+                await self.handle_update(update)
+            except Exception:  # a well-formed JSON that is not a valid update (text: 5, [], {})
+                log.warning("telegram.webhook_bad_update", update_id=getattr(update, "update_id", None))
+                return web.Response(status=400, text="bad update")
         return web.Response(status=200)
 
     # --- updates -----------------------------------------------------------------------------
@@ -329,7 +332,7 @@ class TelegramChannel(Channel):
         text = msg.text if msg.text is not None else msg.caption
         user = msg.from_user
         chat = msg.chat
-        if text is None or user is None:
+        if not isinstance(text, str) or user is None:  # no text, or not text at all (a malformed update)
             self.ignored += 1
             return None
         if user.is_bot and user.id != _ANONYMOUS_ADMIN:

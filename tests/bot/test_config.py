@@ -199,3 +199,25 @@ def test_openai_kind_needs_a_base_url_unless_well_known():
     assert cfg.providers["cerebras"].base_url == "https://api.cerebras.ai/v1"
     with pytest.raises(ConfigError, match=r"providers\.myllm\.base_url is required"):
         config.parse({"providers": {"myllm": {"kind": "openai"}}})
+
+
+def test_passwords_in_urls_and_credential_headers_are_masked(tmp_path):
+    from bot.config_edit import get_value
+    from bot.logs import redact_text
+
+    cfg = config.parse(
+        {
+            "providers": {
+                "mine": {
+                    "kind": "openai",
+                    "base_url": "https://bob:hunter2@llm.example.com/v1",
+                    "headers": {"Ocp-Apim-Subscription-Key": "abc123", "X-Auth": "t0k", "X-Trace": "visible"},
+                }
+            }
+        }
+    )
+    url = get_value(cfg, "providers.mine.base_url")
+    assert "hunter2" not in url and "bob:" in url and "llm.example.com" in url
+    headers = get_value(cfg, "providers.mine.headers")
+    assert "abc123" not in headers and "t0k" not in headers and "visible" in headers
+    assert redact_text("GET https://u:p4ss@h/x failed") == "GET https://u:***@h/x failed"

@@ -78,3 +78,16 @@ async def test_concurrent_first_lookups_share_one_cache_entry(tmp_path):
     assert [t.content for t in await fresh.history("c", 5)] == ["old", "new"]  # one deque, not two
     await fresh.close()
     await s.close()
+
+
+async def test_the_data_is_readable_by_its_owner_only(tmp_path):
+    import stat
+
+    path = tmp_path / "data" / "switchboard.sqlite3"
+    s = SqliteStore(path)
+    await s.open()
+    await s.save_reply("c", [ChatTurn("user", "private words")], record("c", 0.0))
+    await s.close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for f in path.parent.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f

@@ -38,7 +38,7 @@ async def test_start_order_and_private_message(fake: FakeTelegram, started) -> N
     assert (msg.chat_id, msg.reply_to, msg.thread_id) == (str(USER), "10", None)
     assert TgContext.of(msg) == TgContext(USER, "private", 10, None, USER)  # what the surface answers to
     polls = fake.calls_of("getUpdates")
-    assert polls[-1].params["allowed_updates"] == ["message"]
+    assert polls[-1].params["allowed_updates"] == ["message", "edited_message"]
 
 
 async def test_updates_queued_before_start_are_delivered(fake: FakeTelegram, started) -> None:
@@ -276,7 +276,7 @@ async def test_webhook_secret(fake: FakeTelegram, webhook_channel) -> None:
     assert fake.webhook == {
         "url": "https://bot.example.com/telegram/webhook",
         "secret_token": "s3cret-Token_1",
-        "allowed_updates": ["message"],
+        "allowed_updates": ["message", "edited_message"],
         "drop_pending_updates": False,
     }
     assert not fake.calls_of("getUpdates")
@@ -384,3 +384,26 @@ async def test_a_reply_gets_going_before_the_next_long_poll(fake: FakeTelegram, 
         assert events[i : i + 3] == ["submitted", "reply started", "poll"]
     finally:
         await ch.stop()
+
+
+@pytest.mark.parametrize("text", [5, ["a"], {"b": 1}])
+async def test_webhook_update_with_text_of_the_wrong_type_is_ignored_not_a_500(
+    fake: FakeTelegram, webhook_channel, text
+) -> None:
+    ch, inbox, url, http = webhook_channel
+    upd = fake.make_message(USER, "x", update_id=90)
+    upd["message"]["text"] = text
+    upd["message"].pop("entities", None)
+    async with http.post(url, json=upd, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}) as r:
+        assert r.status in (200, 400)
+    assert inbox.messages == []
+
+
+async def test_a_refused_token_is_never_shown(fake: FakeTelegram) -> None:
+    token = "987654321:" + "S" * 35
+    ch = TelegramChannel(tg_config(fake, token=token))
+    with pytest.raises(ConfigError) as err:
+        await ch.start(RecordingInbox())
+    await ch.stop()
+    await ch.aclose()
+    assert "refused the bot token" in str(err.value) and "SSSS" not in str(err.value)
