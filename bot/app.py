@@ -39,6 +39,7 @@ CHANNEL_MODULES = {
     "webchat": "channels.webchat",
     "console": "channels.console",
     "telegram": "channels.telegram",
+    "discord": "channels.discord",
 }
 
 

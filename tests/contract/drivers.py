@@ -660,5 +660,144 @@ class ConsoleDriver(Driver):
         return [Request(t, "write", s) for t, s in self.out.writes]
 
 
-DRIVERS: list[type[Driver]] = [TelegramPrivateDriver, TelegramGroupDriver, WebchatDriver, ConsoleDriver]
+# --- Discord ----------------------------------------------------------------------------------
+
+
+class DiscordGuildDriver(Driver):
+    """A guild text channel: discord.py on the fake gateway, people mention the bot; one message per
+    part, edited as the answer grows, every send and edit in the channel sharing its budget.
+
+    Discord has no "not modified" answer (an edit with unchanged content simply succeeds) and
+    words a deleted message as "Unknown Message", so the two contract tests written around
+    Telegram's answers (not-modified, message-to-edit-not-found) are not generated for it: hence
+    `edits_messages` and `can_delete_messages` are False although the channel edits and handles
+    deleted messages (tests/channels/discord/test_e2e.py covers both).
+    """
+
+    name = "discord-guild"
+    guild_id = 100
+    channel_id = 101
+    shows_typing = True
+    paces_requests = True
+    has_chat_budget = True
+    can_inject_errors = True
+    _probe = InboundMessage("discord", "discord:101:user-1", "1", "", "probe", ChatKind.GROUP, chat_id="101")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tests.fakes.discord_server import FakeDiscord
+
+        self.fake: FakeDiscord | None = None
+        self._users = itertools.count(4242)
+
+    async def _build(
+        self,
+        *,
+        interval: float | None,
+        send_interval: float | None,
+        typing_refresh: float | None,
+        cfg: dict[str, Any],
+    ) -> tuple[Channel, dict[str, Any]]:
+        from channels.discord import DiscordChannel
+        from tests.channels.discord.conftest import dc_config
+        from tests.fakes.discord_server import FakeDiscord
+
+        self.fake = await FakeDiscord(guilds=[self.guild_id]).start()
+        table: dict[str, Any] = {
+            "edit_interval": 0.1 if interval is None else interval,
+            "channel_messages": 100_000,  # out of the way unless a test sets one (set_chat_budget)
+            "channel_seconds": 1.0,
+            "sync_commands": False,
+        }
+        if typing_refresh is not None:
+            table["typing_refresh"] = typing_refresh
+        channel = DiscordChannel(dc_config(self.fake, **table))
+        cfg = {**cfg, "channels": {"webchat": {"enabled": False}, **cfg.get("channels", {})}}
+        return channel, cfg
+
+    async def _close_platform(self) -> None:
+        if self.fake is not None:
+            await self.fake.stop()
+            self.fake = None
+
+    @property
+    def _fake(self) -> Any:
+        assert self.fake is not None
+        return self.fake
+
+    async def say(self, text: str) -> None:
+        self.said += 1
+        fake = self._fake
+        await fake.message_create(
+            self.channel_id, f"<@{fake.bot_id}> {text}", guild_id=self.guild_id, user_id=next(self._users)
+        )
+
+    async def say_concurrently(self, texts: list[str]) -> None:
+        """Different people in one channel: one conversation each, one channel budget."""
+        for text in texts:
+            await self.say(text)
+
+    def set_chat_budget(self, budget: RateBudget) -> None:
+        from channels.discord import DiscordChannel
+
+        assert isinstance(self.channel, DiscordChannel)
+        self.channel._caps["chat"] = replace(self.channel._caps["chat"], chat_budget=budget)
+
+    def _visible_messages(self) -> list[str]:
+        return list(self._fake.texts(self.channel_id))
+
+    def requests(self) -> list[Request]:
+        fake = self._fake
+        kinds = {"typing": "typing", "send": "send", "edit": "edit"}
+        question: dict[str, str] = {}  # bot message id -> the question it answers (one reply each)
+        for m in fake.messages.values():
+            if m.reference is not None:
+                question[str(m.id)] = str(m.reference)
+        prefix = f"/channels/{self.channel_id}/"
+        out = []
+        for r in fake.requests:
+            kind = kinds.get(r.route)
+            if kind is None or not r.path.startswith(prefix):
+                continue
+            body = r.body if isinstance(r.body, dict) else {}
+            thread = None
+            if kind == "send":
+                ref = body.get("message_reference") or {}
+                thread = ref.get("message_id") or (
+                    question.get(str((r.answer or {}).get("id"))) if r.status < 300 else None
+                )
+            elif kind == "edit":
+                thread = question.get(r.path.rsplit("/", 1)[-1])
+            error = r.error
+            if r.status == 429:
+                error = f"{r.error} (retry after {r.answer['retry_after']})"
+            text = None if kind == "typing" else str(body.get("content", ""))
+            out.append(Request(r.t, kind, text, r.status < 300, error, thread, body))
+        return out
+
+    def inject_rate_limit(self, retry_after: float) -> None:
+        self._fake.rate_limit("send", retry_after)
+
+
+class DiscordDMDriver(DiscordGuildDriver):
+    """A DM with the bot: every message is answered, no mention; one person, one conversation."""
+
+    name = "discord-dm"
+    channel_id = 555
+    has_chat_budget = False
+    _probe = InboundMessage("discord", "discord:555", "4242", "", "probe", ChatKind.DM, chat_id="555")
+
+    async def say(self, text: str) -> None:
+        self.said += 1
+        await self._fake.message_create(self.channel_id, text)
+
+
+DRIVERS: list[type[Driver]] = [
+    TelegramPrivateDriver,
+    TelegramGroupDriver,
+    WebchatDriver,
+    ConsoleDriver,
+    DiscordGuildDriver,
+    DiscordDMDriver,
+]
 """Every adapter in the suite; a new one is one line here (see tests/contract/__init__.py)."""
