@@ -1,5 +1,8 @@
 """Chat commands every channel shares: /start, /help, /model, /reset, /status.
 
+`/ask QUESTION` is the one command a model answers (a platform's slash command for questions);
+the question is never read as a command again, even when it starts with "/".
+
 A command is parsed once: by the adapter (a platform's slash command, or text it had to read for
 addressing) or by the intake from the text (`parse_command`), and arrives on the message as a
 `bot.types.Command`. This module answers it without calling a model; an unknown command gets a
@@ -22,6 +25,8 @@ HELP = (
     "/status — model, route and timing of the last reply\n"
     "/help — this text"
 )
+
+ASK = "ask"  # a question as a command (a platform's /ask): the model answers its argument
 
 RESET_WORDS = frozenset({"default", "auto", "reset", "clear", "off", "none"})  # `/model default` and its synonyms
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?=\s|$)")

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from bot.channel import Channel
-from bot.commands import Commands
+from bot.commands import ASK, Commands
 from bot.config import Config
 from bot.dispatcher import Turn
 from bot.errors import PlatformError, ProviderError
@@ -150,7 +150,9 @@ class Responder:
         """Commands, refusals, or routing and the model chain; text goes to the stream."""
         msg, stream = reply.msg, reply.stream
         text = reply.text = msg.text.strip()
-        if msg.command is not None:
+        if msg.command is not None and msg.command.name == ASK:
+            text = reply.text = msg.command.args.strip()
+        elif msg.command is not None:
             reply.kind = "command"
             stream.push(await self.commands.answer(msg, msg.command))
             return

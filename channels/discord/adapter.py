@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from bot.access import AccessPolicy
 from bot.channel import Channel, Check, Inbox
+from bot.commands import ASK
 from bot.errors import ConfigError, PlatformError, StartupError
 from bot.rendering import Renderer
 from bot.types import (
@@ -394,13 +395,14 @@ class DiscordChannel(Channel):
     async def handle_command(self, interaction: discord.Interaction, name: str, args: str, received: float) -> None:
         """Acknowledge at once (a deferred response, "… is thinking"), then hand the command over.
 
-        `/ask prompt` is a question, so it reaches the core as the prompt's text (the core has no
-        `ask` command); `/model` and `/reset` arrive as structured `Command`s.
+        Every slash command reaches the core as a structured `Command`: `/ask prompt` as the
+        core's question command (answered by a model, never read as a command even when the prompt
+        starts with "/"), `/model` and `/reset` as what they are.
         """
         inbox = self._inbox
         if inbox is None:
             return
-        ephemeral = name != "ask"
+        ephemeral = name != ASK
         user = interaction.user
         channel_id = interaction.channel_id or 0
         channel = interaction.channel
@@ -419,7 +421,7 @@ class DiscordChannel(Channel):
             channel=self.name,
             conversation=conversation,
             sender_id=str(user.id),
-            text=args if name == "ask" else f"/{name} {args}".strip(),
+            text=args if name == ASK else f"/{name} {args}".strip(),
             message_id=message_id,
             chat_kind=ChatKind.COMMAND,
             sender_name=user.display_name,
@@ -427,7 +429,7 @@ class DiscordChannel(Channel):
             chat_id=chat_id,
             thread_id=thread_id,
             workspace_id=str(guild_id) if guild_id is not None else None,
-            command=None if name == "ask" else Command(name, args),
+            command=Command(name, args),
             received_mono=received,
         )
         policy = self._policy

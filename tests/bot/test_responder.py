@@ -391,3 +391,24 @@ async def test_an_edit_after_the_edit_window_is_ignored():
         assert len(local.requests) == 1 and channel.replies() == ["answer"]
     finally:
         await app.stop()
+
+
+async def test_an_ask_command_is_a_question_even_when_it_starts_with_a_slash():
+    from bot.types import ChatKind, Command, InboundMessage
+
+    channel = RecordingChannel()
+    local = ScriptedProvider(["answered"])
+    app = App(make_config(), providers={"local": local}, channels=[channel])
+    await app.start()
+    try:
+        question = "/etc/hosts: what is it for?"
+        msg = InboundMessage(
+            "rec", "rec:1", "u1", question, "i1", ChatKind.COMMAND, chat_id="rec:1", command=Command("ask", question)
+        )
+        await app.intake.submit(msg)
+        await app.dispatcher.drain()
+        await app.responder.flush()
+        assert channel.replies() == ["answered"]
+        assert local.requests[0].messages[-1].content == question
+    finally:
+        await app.stop()

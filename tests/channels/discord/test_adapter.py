@@ -139,7 +139,7 @@ async def test_slash_commands_arrive_structured_and_are_deferred_at_once(fake: F
     await fake.interaction("ask", {"prompt": "/why is the sky blue"}, channel_id=CHANNEL, guild_id=GUILD)
     model, reset, ask = await inbox.wait(3)
     assert model.command == Command("model", "fast") and reset.command == Command("reset", "")
-    assert ask.command is None and ask.text == "/why is the sky blue"  # a question, not re-parsed
+    assert ask.command == Command("ask", "/why is the sky blue") and ask.text == "/why is the sky blue"  # a question
     assert ask.chat_kind is ChatKind.COMMAND
     assert ch.capabilities(ask).latency_class == "sync"
     assert ask.conversation == f"discord:{CHANNEL}:user-4242"
