@@ -1,9 +1,32 @@
 """The webchat channel: one WebSocket per browser tab, one conversation per browser session.
 
-Protocol (JSON text frames). Browser -> server: {"type": "message", "id": "<client id>",
-"text": "..."}. Server -> browser: {"type": "typing"}; {"type": "start", "reply": n};
-{"type": "delta", "reply": n, "text": "..."} (append); {"type": "replace", "reply": n, "text": "..."};
-{"type": "end", "reply": n, "text": "<final part>"}; {"type": "error", "text": "..."}.
+Protocol (JSON text frames; the page is the one client, see index.html).
+
+Browser -> server:
+- {"type": "message", "id": "<client id>", "text": "..."}: a question. The client id is unique in
+  the tab (the message is `webchat:<session>:<client id>`, so a message sent again after a
+  reconnect with the same id is a repeated delivery and answered once). A frame without "type" is
+  a message too.
+- {"type": "history"}: the conversation so far, answered with a "history" frame (the page asks
+  once per load, to show the chat again after a reload).
+- {"type": "stop"}: stop the reply being written in this conversation (the stop button); what was
+  shown stays and ends with the runtime's mark "[…]" in its "end" frame. Answered with "stopped".
+- {"type": "ping"}: answered with {"type": "pong"} (the page's liveness check).
+
+Server -> browser:
+- {"type": "typing", "to": "<client id>"}: an answer to that question is being prepared.
+- {"type": "start", "reply": n, "to": "<client id>"}: reply n (one bubble; a long answer may come
+  in several parts, each its own reply) answers the question with that client id (the page shows
+  an answer to a question it doesn't know, e.g. one asked in another tab, at the end). Reply numbers
+  are unique within one server process; a new "start" always opens a new bubble.
+- {"type": "delta", "reply": n, "text": "..."} (append); {"type": "replace", "reply": n, "text": "..."};
+  {"type": "end", "reply": n, "text": "<final part>"}. Text is Markdown, rendered by the page.
+- {"type": "error", "text": "..."}: a notice. For a message refused because the server is
+  shutting down it also has "to": "<client id>" and "retry": true (send it again after reconnecting).
+- {"type": "history", "turns": [{"role": "user" | "assistant", "text": "..."}, ...], "truncated": bool}:
+  oldest first; at most HISTORY_TURNS turns and about HISTORY_CHARS characters (the newest kept).
+- {"type": "stopped", "stopped": bool}: whether a reply was running to stop.
+- {"type": "pong"}.
 
 Limits and safety:
 - Frames up to HARD_CAP bytes (4 MiB, more when `bot.max_input_chars` needs it) are read, so text
@@ -17,6 +40,9 @@ Limits and safety:
   operator visits gets 403 and can't drive the bot or spend its API keys. Requests without an
   Origin (non-browser clients) are accepted. Behind a reverse proxy, pass the public Host on
   (nginx: `proxy_set_header Host $host;`) or set X-Forwarded-Host.
+- The page renders model text by building DOM nodes (never HTML from the model), and is served
+  with a Content-Security-Policy that runs only its own inline script and style (by hash): no
+  inline event handler, remote script or frame can run even if markup ever slipped through.
 - Shutdown: `stop()` only stops taking messages (new ones get an error frame, new sockets 503);
   the replies in flight still end on the open sockets with their closing mark, and `aclose()`,
   which the App calls after them, closes the sockets (1001 going away).
@@ -25,9 +51,12 @@ Limits and safety:
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import html
 import itertools
 import json
+import re
 import uuid
 from importlib import resources
 from typing import Any, ClassVar
@@ -56,6 +85,8 @@ CAPABILITIES = Capabilities(
 
 HARD_CAP = 4 * 1024 * 1024  # bytes per frame; text past bot.max_input_chars is refused by the runtime
 SHUTTING_DOWN = "The bot is shutting down; please send that again in a moment."
+HISTORY_TURNS = 200  # turns a "history" frame restores at most (the store keeps this many in memory)
+HISTORY_CHARS = 2_000_000  # and about this much text: the newest turns, so a reload stays quick
 
 
 class WebchatSurface:
@@ -63,8 +94,9 @@ class WebchatSurface:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ws: web.WebSocketResponse | None) -> None:
+    def __init__(self, ws: web.WebSocketResponse | None, to: str | None = None) -> None:
         self._ws = ws
+        self._to = to  # the client id of the question this answers (the page places the answer under it)
         self._reply: int | None = None
         self._shown = ""
 
@@ -74,7 +106,12 @@ class WebchatSurface:
         await self._ws.send_str(json.dumps(payload))
 
     async def typing(self) -> None:
-        await self._send({"type": "typing"})
+        await self._send(self._addressed({"type": "typing"}))
+
+    def _addressed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if self._to is not None:
+            payload["to"] = self._to
+        return payload
 
     def _open(self) -> int:
         if self._reply is None:
@@ -85,7 +122,7 @@ class WebchatSurface:
     async def send(self, text: str, *, plain: bool = False) -> MessageRef:
         self._reply = None
         reply = self._open()
-        await self._send({"type": "start", "reply": reply})
+        await self._send(self._addressed({"type": "start", "reply": reply}))
         await self._update(reply, text)
         return MessageRef(str(reply))
 
@@ -96,7 +133,7 @@ class WebchatSurface:
         new = self._reply is None
         reply = self._open()
         if new:
-            await self._send({"type": "start", "reply": reply})
+            await self._send(self._addressed({"type": "start", "reply": reply}))
         await self._update(reply, text)
 
     async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
@@ -131,6 +168,7 @@ class WebchatChannel(Channel):
         self._origin: dict[str, web.WebSocketResponse] = {}  # message id -> the socket it came on (replies go there)
         page = resources.files("channels.webchat").joinpath("index.html").read_text(encoding="utf-8")
         self._page = page.replace("{{title}}", html.escape(cfg.title)).replace("{{max_frame}}", str(self._max_frame))
+        self._headers = page_headers(self._page)
 
     def http_routes(self) -> list[web.AbstractRouteDef]:
         return [web.get("/", self._index), web.get("/ws", self._socket)]
@@ -161,10 +199,20 @@ class WebchatChannel(Channel):
         return CAPABILITIES
 
     def surface(self, msg: InboundMessage) -> WebchatSurface:
-        return WebchatSurface(self._origin.pop(msg.message_id, None))  # None: the socket closed already
+        prefix = f"{msg.conversation}:"
+        to = msg.message_id.removeprefix(prefix) if msg.message_id.startswith(prefix) else None
+        return WebchatSurface(self._origin.pop(msg.message_id, None), to)  # None: the socket closed already
 
-    async def _index(self, _: web.Request) -> web.Response:
-        return web.Response(text=self._page, content_type="text/html")
+    async def _index(self, request: web.Request) -> web.Response:
+        headers = dict(self._headers)
+        # 'self' covers the page's own ws:// in current browsers; older Safari needs it spelled out
+        hosts = [request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()]
+        sockets = [f"{scheme}://{h}" for h in dict.fromkeys(hosts) if _HOST.fullmatch(h) for scheme in ("ws", "wss")]
+        if sockets:
+            headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+                "connect-src 'self'", "connect-src 'self' " + " ".join(sockets)
+            )
+        return web.Response(text=self._page, content_type="text/html", headers=headers)
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         if not _same_origin(request):
@@ -196,28 +244,97 @@ class WebchatChannel(Channel):
     async def _receive(self, ws: web.WebSocketResponse, conversation: str, data: str) -> None:
         try:
             payload = json.loads(data)
-            text = payload["text"]
-            if not isinstance(text, str):
-                raise TypeError("text must be a string")
+            if not isinstance(payload, dict):
+                raise TypeError("a frame must be a JSON object")
+            kind = payload.get("type", "message")
+            if kind == "message":
+                text = payload["text"]
+                if not isinstance(text, str):
+                    raise TypeError("text must be a string")
+            elif kind not in ("history", "stop", "ping"):
+                raise ValueError(f"unknown frame type {str(kind)[:40]!r}")
         except (ValueError, KeyError, TypeError) as e:
-            await ws.send_str(json.dumps({"type": "error", "text": f"malformed message: {str(e)[:200]}"}))
+            await _send(ws, {"type": "error", "text": f"malformed message: {str(e)[:200]}"})
             return
+        if kind == "ping":
+            await _send(ws, {"type": "pong"})
+        elif kind == "history":
+            await _send(ws, await self._history(conversation))
+        elif kind == "stop":
+            stopped = self._inbox is not None and await self._inbox.stop_reply(conversation)
+            await _send(ws, {"type": "stopped", "stopped": stopped})
+        else:
+            await self._message(ws, conversation, payload, text)
+
+    async def _message(self, ws: web.WebSocketResponse, conversation: str, payload: dict[str, Any], text: str) -> None:
         if not text.strip():
             return
+        client_id = str(payload.get("id") or uuid.uuid4().hex)
         if not self._accepting or self._inbox is None:
-            await ws.send_str(json.dumps({"type": "error", "text": SHUTTING_DOWN}))
+            await _send(ws, {"type": "error", "text": SHUTTING_DOWN, "to": client_id, "retry": True})
             return
         msg = InboundMessage(
             channel=self.name,
             conversation=conversation,
             sender_id=conversation,
             text=text,
-            message_id=f"{conversation}:{payload.get('id') or uuid.uuid4().hex}",
+            message_id=f"{conversation}:{client_id}",
             chat_kind=ChatKind.PRIVATE,
             chat_id=conversation,
         )
         self._origin.setdefault(msg.message_id, ws)
         await self._inbox.submit(msg)
+
+    async def _history(self, conversation: str) -> dict[str, Any]:
+        """The "history" frame: the newest turns, oldest first, within HISTORY_CHARS."""
+        turns = [] if self._inbox is None else await self._inbox.history(conversation, HISTORY_TURNS)
+        kept: list[dict[str, str]] = []
+        total = 0
+        shown = [t for t in turns if t.role in ("user", "assistant")]
+        for turn in reversed(shown):
+            total += len(turn.content)
+            if total > HISTORY_CHARS and kept:
+                break
+            kept.append({"role": turn.role, "text": turn.content})
+        kept.reverse()
+        return {"type": "history", "turns": kept, "truncated": len(kept) < len(shown)}
+
+
+async def _send(ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
+    await ws.send_str(json.dumps(payload))
+
+
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")  # host[:port], nothing else
+
+
+def page_headers(page: str) -> dict[str, str]:
+    """Security headers for the page: its own inline script and style run (by hash), nothing else
+    does (no inline event handlers, no remote code); it talks only to its own server."""
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    for kind, body in _INLINE.findall(page):
+        digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+        hashes[kind].append(f"'sha256-{digest}'")
+    script = " ".join(hashes["script"]) or "'none'"
+    style = " ".join(hashes["style"]) or "'none'"
+    csp = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {script}",
+            f"style-src {style}",
+            "connect-src 'self'",
+            "img-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
 
 def _same_origin(request: web.Request) -> bool:
