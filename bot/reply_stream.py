@@ -32,7 +32,8 @@ What it guarantees, whatever the platform answers on the way:
   stopped for good before the first text request starts (with Streaming.NONE: the final send).
   Typing errors are logged, never fatal.
 
-Modes: NONE sends everything at close(); EDIT sends the first chunk and then edits it; DRAFT and
+Modes: NONE sends everything at close(); EDIT sends the first chunk and then edits it (each
+preview ending in `caps.preview_marker`, if any, which the final edit removes); DRAFT and
 NATIVE call `surface.draft(text_of_the_part_so_far)` (never empty) and `surface.finish(part)` per
 part (finish may come without any draft for that part: it must then simply send it).
 
@@ -356,10 +357,14 @@ class ReplyStream:
         if i == 0 and slot.shown is None and rem < self._first_chunk:
             return None
         prefix = self._splitter.prefix()
-        if len(prefix) + rem > self._limit:
+        marker = "" if self._drafting else self._caps.preview_marker
+        if len(prefix) + rem + len(marker) > self._limit:
             return None  # about to be cut; wait for the text that decides where
         display = prefix + self._text()[self._splitter.pos :]
-        if display == slot.shown or not display.strip():
+        if not display.strip():
+            return None
+        display += marker  # "still writing": the final text (at close) comes without it
+        if display == slot.shown:
             return None
         if self._drafting:
             return (Action.DRAFT, i, display)

@@ -77,6 +77,7 @@ class Capabilities:
     first_chunk_chars: int = 12  # send the first visible text once this much (a few words) exists
     min_send_interval: float | None = None  # seconds between two new messages of a reply; None: min_edit_interval
     chat_budget: RateBudget | None = None  # the chat's own limit across replies; None: no such limit
+    preview_marker: str = ""  # appended to a message while it is still being written (" ▌"); EDIT mode
 
 
 @dataclass(frozen=True, slots=True)

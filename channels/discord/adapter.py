@@ -475,6 +475,7 @@ def _capabilities(cfg: DiscordConfig) -> dict[str, Capabilities]:
         typing_refresh=cfg.typing_refresh,
         markup=Markup.MARKDOWN,
         chat_budget=budget,
+        preview_marker=cfg.streaming_marker,
     )
     command = Capabilities(
         streaming=Streaming.EDIT,
@@ -484,5 +485,6 @@ def _capabilities(cfg: DiscordConfig) -> dict[str, Capabilities]:
         typing_refresh=None,  # the deferred response shows "… is thinking" until the first text
         markup=Markup.MARKDOWN,
         chat_budget=budget,
+        preview_marker=cfg.streaming_marker,
     )
     return {"chat": chat, "command": command}

@@ -37,6 +37,7 @@ class DiscordConfig(WorkspaceAccessConfig):
         15.0, ge=0, description="seconds after which a finished answer is posted as a new message (not built yet)"
     )
     edit_interval: float = Field(1.2, gt=0, description="seconds between edits of one message")
+    streaming_marker: str = Field(" ▌", max_length=8, description="shown at the end while an answer is written")
     channel_messages: int = Field(5, ge=1, description="sends + edits per channel per channel_seconds, all replies")
     channel_seconds: float = Field(5.0, gt=0)
     typing_refresh: float = Field(8.0, gt=0, description="seconds between typing requests while nothing shows")

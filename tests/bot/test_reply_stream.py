@@ -765,3 +765,20 @@ def test_an_inline_mark_stays_on_the_last_line_and_a_notice_gets_its_own_paragra
     assert _notice_suffix("a list:\n", " […]") == "\n[…]"
     assert _notice_suffix("```py\nx = 1", " […]") == "\n```\n\n[…]"  # the code block is closed first
     assert _notice_suffix("done", "Sorry.") == "\n\nSorry."
+
+
+async def test_previews_carry_the_marker_and_the_final_edit_removes_it() -> None:
+    from dataclasses import replace
+
+    surface = RecordingSurface()
+    caps = replace(make_caps(Streaming.EDIT, max_chars=60, interval=0.01, first=1), preview_marker=" ▌")
+    rs = ReplyStream(surface, caps)
+    await rs.start()
+    f = Feeder(rs)
+    await f.feed(words(40), gap=0.005)
+    result = await rs.close()
+    previews = [c.text for c in surface.text_calls if c.text is not None][:-1]
+    assert sum(t.endswith(" ▌") for t in previews) >= 3  # several previews, each marked
+    assert surface.visible == split_text(f.text, 60) and not any("▌" in v for v in surface.visible)
+    assert all(len(c.text) <= 60 for c in surface.text_calls if c.text is not None)  # the marker fits too
+    assert result.text == f.text

@@ -76,6 +76,8 @@ async def test_dm_streams_by_edits_with_the_interval_kept(fake: FakeDiscord, run
     assert all(r.body["allowed_mentions"]["parse"] == [] for r in sends + edits)
     assert [r.status for r in reqs] == [200 if r.route != "typing" else 204 for r in reqs]
     assert edits[-1].body["content"] == expected  # the final edit carries exactly the model's text
+    previews = [sends[0], *edits[:-1]]
+    assert all(r.body["content"].endswith(" ▌") for r in previews)  # "still writing", removed at the end
 
 
 async def test_guild_mention_is_answered_and_a_plain_message_is_not(fake: FakeDiscord, run_app) -> None:
