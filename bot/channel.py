@@ -24,7 +24,7 @@ from bot.types import Capabilities, ChatKind, ChatTurn, InboundMessage, MessageR
 if TYPE_CHECKING:
     from aiohttp.web import AbstractRouteDef
 
-__all__ = ["Channel", "Check", "Inbox", "ReplySurface"]
+__all__ = ["Channel", "Check", "DeletingSurface", "Inbox", "ReplySurface"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,13 @@ class ReplySurface(Protocol):
     async def finish(self, text: str, *, plain: bool = False) -> MessageRef | None:
         """Close a draft / native stream with the final `text` (the whole part); send it if none was open."""
         ...
+
+
+@runtime_checkable
+class DeletingSurface(ReplySurface, Protocol):
+    """A surface that can also delete a message of its reply (for `Capabilities.renotify_after`)."""
+
+    async def delete(self, ref: MessageRef) -> None: ...
 
 
 class Channel(Protocol):

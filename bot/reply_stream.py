@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from bot.channel import ReplySurface
+from bot.channel import DeletingSurface, ReplySurface
 from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
 from bot.splitting import LOOKAHEAD, Part, Splitter, fence_at_end
 from bot.state import RateGate
@@ -166,6 +166,7 @@ class ReplyStream:
         self._typing_wake = asyncio.Event()
         self._typing_stopped = caps.typing_refresh is None
         self._started = False
+        self._started_at: float | None = None
         self._closing = False
         self._result: ReplyResult | None = None
 
@@ -186,6 +187,7 @@ class ReplyStream:
         if self._started:
             return
         self._started = True
+        self._started_at = self._clock()
         if self._live:
             self._ensure_worker()
         if not self._typing_stopped and self._typing_task is None:
@@ -209,6 +211,7 @@ class ReplyStream:
     async def close(self) -> ReplyResult:
         """The model finished: deliver everything. Raises DeliveryFailed if the platform would not."""
         if self._result is None:
+            stale = self._renotify()
             self._closing = True
             self._suspended = False
             self._failures = 0
@@ -221,6 +224,8 @@ class ReplyStream:
                 raise
             finally:
                 self._stop_typing()
+            if stale and self._error is None:
+                await self._delete(stale)
             self._result = self._make_result()
             self._log.debug(  # the responder logs the reply itself; this is detail
                 "reply_stream.closed",
@@ -233,6 +238,29 @@ class ReplyStream:
         if self._result.error is not None:
             raise DeliveryFailed(self._result)
         return self._result
+
+    def _renotify(self) -> list[MessageRef]:
+        """A long answer ends as new messages (an edit notifies nobody): forget the previews'
+        messages so every part is sent again, and return them, to delete once that is done."""
+        after = self._caps.renotify_after
+        if after is None or self._drafting or self._started_at is None:
+            return []
+        if self._clock() - self._started_at < after or not isinstance(self._surface, DeletingSurface):
+            return []
+        stale = [slot.ref for slot in self._slots if slot.ref is not None]
+        for slot in self._slots:
+            slot.ref, slot.shown, slot.done = None, None, False
+        self._next_slot = 0
+        return stale
+
+    async def _delete(self, refs: list[MessageRef]) -> None:
+        surface = self._surface
+        assert isinstance(surface, DeletingSurface)
+        for ref in refs:
+            try:
+                await surface.delete(ref)
+            except Exception as e:  # the final text is out; a preview left behind is only untidy
+                self._log.warning("reply_stream.delete_failed", error=type(e).__name__)
 
     async def abort(self, notice: str) -> ReplyResult:
         """Failure or cancel: keep what was shown, add `notice` after it, stop typing.

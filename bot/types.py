@@ -78,6 +78,9 @@ class Capabilities:
     min_send_interval: float | None = None  # seconds between two new messages of a reply; None: min_edit_interval
     chat_budget: RateBudget | None = None  # the chat's own limit across replies; None: no such limit
     preview_marker: str = ""  # appended to a message while it is still being written (" ▌"); EDIT mode
+    # an answer that took longer than this many seconds ends as new messages (edits raise no
+    # notification) and the previews are deleted; EDIT mode, surfaces that can delete; None: off
+    renotify_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

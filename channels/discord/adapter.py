@@ -476,6 +476,7 @@ def _capabilities(cfg: DiscordConfig) -> dict[str, Capabilities]:
         markup=Markup.MARKDOWN,
         chat_budget=budget,
         preview_marker=cfg.streaming_marker,
+        renotify_after=cfg.notify_after,
     )
     command = Capabilities(
         streaming=Streaming.EDIT,

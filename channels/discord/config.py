@@ -34,7 +34,9 @@ class DiscordConfig(WorkspaceAccessConfig):
         default_factory=list, description="channel ids where every message is answered, without a mention"
     )
     notify_after: float = Field(
-        15.0, ge=0, description="seconds after which a finished answer is posted as a new message (not built yet)"
+        15.0,
+        ge=0,
+        description="an answer that took longer ends as a new message (edits notify nobody), the preview deleted",
     )
     edit_interval: float = Field(1.2, gt=0, description="seconds between edits of one message")
     streaming_marker: str = Field(" ▌", max_length=8, description="shown at the end while an answer is written")

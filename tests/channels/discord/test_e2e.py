@@ -320,3 +320,22 @@ async def test_discords_own_channel_bucket_loses_nothing(fake: FakeDiscord, run_
         same = [x for x in reqs if x.t > r.t and x.path == r.path]
         assert not same or same[0].t - r.t >= r.answer["retry_after"] - EPS, timeline(fake)
     assert all(r.status in (200, 429) for r in reqs), timeline(fake)
+
+
+async def test_a_long_answer_ends_as_a_new_message_and_a_short_one_in_place(fake: FakeDiscord, run_app) -> None:
+    """Edits notify nobody: an answer that took longer than notify_after is posted anew (so the
+    person who looked away is notified) and its streamed preview deleted."""
+    pieces = ["Slow", *words(12)]
+    app, _ = await run_app(ScriptedProvider(pieces, interval=0.05), edit_interval=0.1, notify_after=0.3)
+    await fake.message_create(DM, "tell me slowly")
+    await settled(app)
+    expected = "".join(pieces)
+    assert fake.texts(DM) == [expected], timeline(fake)
+    sends, deletes = fake.of("send"), fake.of("delete")
+    assert len(sends) == 2 and len(deletes) == 1, timeline(fake)
+    assert sends[1].body["content"] == expected and deletes[0].t > sends[1].t  # new message first, then delete
+    app.responder.chain.providers = {"local": ScriptedProvider(["Quick."])}  # type: ignore[assignment]
+    await fake.message_create(DM, "and quickly?")
+    await settled(app, 2)
+    assert fake.texts(DM) == [expected, "Quick."]
+    assert len(fake.of("send")) == 3 and len(fake.of("delete")) == 1  # finished in place
