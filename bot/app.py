@@ -117,7 +117,7 @@ def channel_capabilities(name: str, chat_kind: ChatKind | None) -> Capabilities:
     return cls.declared_capabilities(chat_kind or ChatKind.PRIVATE)
 
 
-async def doctor_checks(cfg: Config) -> list[Check]:
+async def doctor_checks(cfg: Config, deep: bool = False) -> list[Check]:
     """Every channel's own checks and the routing config's problems (providers: bot.doctor)."""
     checks: list[Check] = []
     try:
@@ -132,7 +132,7 @@ async def doctor_checks(cfg: Config) -> list[Check]:
             checks.append(Check(f"channel {name}", False, str(e).replace("\n", " "), "fix the keys named above"))
             continue
         try:
-            checks += await channel.doctor_checks()
+            checks += await channel.doctor_checks(deep=deep)
         except Exception as e:
             checks.append(Check(f"channel {name}", False, f"check failed: {e}", f"fix channels.{name}"))
     catalog = Catalog.from_config(cfg)

@@ -136,6 +136,7 @@ class Channel(Protocol):
         """Close platform connections; called after the replies in flight have ended."""
         return None
 
-    async def doctor_checks(self) -> list[Check]:
-        """Read-only checks for `switchboard doctor` (token valid, platform reachable)."""
+    async def doctor_checks(self, *, deep: bool = False) -> list[Check]:
+        """Read-only checks for `switchboard doctor` (token valid, platform reachable); `deep`
+        (doctor --deep) allows the slower calls to the platform."""
         return [Check(f"channel {self.name}", True, "configured")]

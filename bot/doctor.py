@@ -23,7 +23,7 @@ from bot.logs import redact_text
 
 __all__ = ["Check", "collect", "print_checks"]
 
-MoreChecks = Callable[[config.Config], Awaitable[list[Check]]]
+MoreChecks = Callable[[config.Config, bool], Awaitable[list[Check]]]  # (config, deep)
 
 
 async def _check_local(name: str, pc: config.ProviderConfig) -> Check:
@@ -93,7 +93,7 @@ async def collect(path: str | None, *, deep: bool, more: MoreChecks | None = Non
         return [Check("config", False, str(e), "fix the key named above, then run `switchboard config validate`")]
     checks.append(Check("config", True, str(source or "built-in default")))
     if more is not None:
-        checks += await more(cfg)
+        checks += await more(cfg, deep)
     for name in sorted(cfg.providers):
         pc = cfg.providers[name]
         if pc.kind == "local":

@@ -155,10 +155,10 @@ class DiscordChannel(Channel):
     def access_policy(self) -> AccessPolicy:
         return self.cfg.access_policy()
 
-    async def doctor_checks(self) -> list[Check]:
-        from channels.discord.doctor import checks  # imported when asked: doctor only
+    async def doctor_checks(self, *, deep: bool = False) -> list[Check]:
+        from channels.discord.doctor import checks, offline_checks  # imported when asked: doctor only
 
-        return await checks(self.cfg)
+        return await checks(self.cfg) if deep else offline_checks(self.cfg)
 
     # --- start-up ----------------------------------------------------------------------------
 

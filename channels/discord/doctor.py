@@ -1,6 +1,6 @@
 """Checks for `switchboard doctor`: is the Discord channel ready? One result per check, with a fix.
 
-`await checks(cfg)` only reads: `GET /users/@me` (the token) and `GET /oauth2/applications/@me`
+`await checks(cfg)` (doctor --deep) only reads: `GET /users/@me` (the token) and `GET /oauth2/applications/@me`
 (whether the Message Content Intent is switched on for the application).
 """
 
@@ -16,6 +16,14 @@ from channels.discord.surface import DiscordRest
 
 GATEWAY_MESSAGE_CONTENT = 1 << 18
 GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 19
+
+
+def offline_checks(cfg: DiscordConfig) -> list[Check]:
+    """Without --deep: the config only; the token and intents are checked against Discord with --deep."""
+    return [
+        Check("discord config", True, _describe(cfg)),
+        Check("discord token", True, "present (doctor --deep checks it and the Message Content Intent with Discord)"),
+    ]
 
 
 async def checks(cfg: DiscordConfig) -> list[Check]:

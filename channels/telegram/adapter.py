@@ -161,10 +161,10 @@ class TelegramChannel(Channel):
     def access_policy(self) -> AccessPolicy:
         return self.cfg.access_policy()
 
-    async def doctor_checks(self) -> list[Check]:
+    async def doctor_checks(self, *, deep: bool = False) -> list[Check]:
         from channels.telegram.doctor import checks  # imported when asked: doctor only
 
-        return await checks(self.cfg)
+        return await checks(self.cfg)  # getMe and getWebhookInfo are quick reads: always
 
     def http_routes(self) -> list[web.AbstractRouteDef]:
         """The webhook endpoint for the shared aiohttp server (webhook mode only)."""

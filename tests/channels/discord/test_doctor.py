@@ -33,3 +33,13 @@ async def test_doctor_unreachable() -> None:
 
     got = await checks(parse_config({"token": "t", "base_url": "http://127.0.0.1:9/api/v10", "request_timeout": 2}))
     assert got[-1].name == "discord API" and not got[-1].ok
+
+
+async def test_doctor_calls_discord_only_with_deep(fake: FakeDiscord) -> None:
+    from channels.discord import DiscordChannel
+
+    channel = DiscordChannel(dc_config(fake, token="wrong"))
+    shallow = await channel.doctor_checks()
+    assert all(c.ok for c in shallow) and fake.requests == []  # nothing asked of Discord
+    deep = await channel.doctor_checks(deep=True)
+    assert not deep[-1].ok and deep[-1].name == "discord token"
