@@ -17,8 +17,12 @@ What it owns, so the responder (which keeps the conversation) does not:
 - usage and cost: from the provider's final delta, or estimated (characters / 4) when the stream
   was cut or cancelled before it said.
 
-Later resilience work (cooldowns after failures, hedged requests, budget reservations) belongs
-here: each is a policy on the order and timing of `_attempts`.
+- a circuit breaker per model shared by every conversation (`bot.state.ModelHealth`): a model
+  in cooldown is skipped while another candidate remains; a retry-after sets the cooldown; a
+  refused key disables the model.
+
+Later resilience work (hedged requests, budget reservations) belongs here too: each is a policy
+on the order and timing of the attempts.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from typing import Literal
 
 import structlog
 
-from bot.errors import ProviderError, ProviderUnavailable
+from bot.errors import ProviderAuthError, ProviderBadRequest, ProviderError, ProviderRateLimited, ProviderUnavailable
 from bot.prompt import fit_prompt
 from bot.providers.base import Provider
 from bot.route import ModelSpec, RouteDecision, Router
+from bot.state import MemoryModelHealth, ModelHealth
 from bot.types import ChatTurn, Delta, GenerationRequest, Usage
 
 log = structlog.get_logger("switchboard.model_chain")
@@ -64,7 +69,14 @@ class ChainRun:
 
     async def _stream(self) -> AsyncIterator[str]:
         chain = self._chain
-        for i, (spec, provider) in enumerate(chain.candidates(self.decision)):
+        candidates = chain.candidates(self.decision)
+        tried = 0
+        for i, (spec, provider) in enumerate(candidates):
+            last_resort = i == len(candidates) - 1 and not tried
+            if not chain.health.usable(spec.ref) and not last_resort:
+                log.debug("model_in_cooldown", model=spec.ref)
+                continue  # its breaker is open: the next model, unless none is left
+            tried += 1
             self.model, self._spec = spec.ref, spec
             fitted = fit_prompt(self.messages, spec.context_window, chain.max_tokens, model=spec.ref)
             if fitted.dropped_turns or fitted.note:
@@ -87,10 +99,12 @@ class ChainRun:
                 log.warning(
                     "provider_failed", model=spec.ref, error=str(e), status=e.status, after_text=bool(self.chars)
                 )
+                chain.record_failure(spec, e)
                 if self.chars:  # text is already visible: the caller must say the answer was cut
                     self.outcome = "cut_off"
                     return
                 continue
+            chain.health.succeeded(spec.ref)
             self.outcome = "fallback" if i else "ok"
             return
         self.outcome = "failed"
@@ -107,10 +121,30 @@ class ChainRun:
 
 
 class ModelChain:
-    def __init__(self, providers: Mapping[str, Provider], router: Router, *, max_tokens: int | None) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        router: Router,
+        *,
+        max_tokens: int | None,
+        health: ModelHealth | None = None,
+    ) -> None:
         self.providers = providers
         self.router = router
         self.max_tokens = max_tokens
+        self.health = health if health is not None else MemoryModelHealth()
+
+    def record_failure(self, spec: ModelSpec, e: ProviderError) -> None:
+        """Tell the model's breaker: a refused key disables it, a retry-after sets its cooldown,
+        a request the provider found bad (too long, a bad parameter) says nothing of its health."""
+        if isinstance(e, ProviderBadRequest):
+            return
+        if isinstance(e, ProviderAuthError):
+            log.error("provider_key_refused", model=spec.ref, provider=spec.provider, hint="fix its api_key; restart")
+            self.health.failed(spec.ref, disable=True)
+            return
+        retry_after = e.retry_after if isinstance(e, ProviderRateLimited) else None
+        self.health.failed(spec.ref, retry_after=retry_after)
 
     def run(self, decision: RouteDecision, messages: Sequence[ChatTurn]) -> ChainRun:
         return ChainRun(self, decision, tuple(messages))

@@ -24,9 +24,11 @@ __all__ = [
     "ChatBudgets",
     "MemoryAnsweredMessages",
     "MemoryChatBudgets",
+    "MemoryModelHealth",
     "MemoryRefusalLog",
     "MemorySeenDeliveries",
     "MemorySpendLedger",
+    "ModelHealth",
     "RateGate",
     "RefusalLog",
     "SeenDeliveries",
@@ -154,6 +156,74 @@ class MemoryRefusalLog:
         if len(self._at) > self._max:
             self._at = {k: v for k, v in self._at.items() if now - v < every}
         return True
+
+
+class ModelHealth(Protocol):
+    """Which models are worth asking right now: a circuit breaker per model, shared by every
+    conversation, so one failing provider is not paid again by each of them."""
+
+    def usable(self, ref: str) -> bool:
+        """Not in cooldown (or its cooldown is over: one probe may go)."""
+        ...
+
+    def failed(self, ref: str, *, retry_after: float | None = None, disable: bool = False) -> None:
+        """A call failed before its first token; `retry_after` from the provider sets the
+        cooldown directly; `disable` (a refused key) keeps it out until the process restarts."""
+        ...
+
+    def succeeded(self, ref: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Breaker:
+    failures: int = 0  # consecutive
+    open_until: float = 0.0
+    opened: int = 0  # times opened in a row (the cooldown doubles)
+    probing: bool = False  # the cooldown is over and one call is on its way
+
+
+class MemoryModelHealth:
+    """`threshold` consecutive failures open a model for `cooldown` seconds, doubling each time it
+    opens again up to `max_cooldown`; a retry-after opens it for exactly that long; after the
+    cooldown one call probes it: success closes the breaker, failure opens it again."""
+
+    def __init__(self, *, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 300.0) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self._breakers: dict[str, _Breaker] = {}
+
+    def usable(self, ref: str) -> bool:
+        b = self._breakers.get(ref)
+        if b is None or b.open_until == 0.0:
+            return True
+        if time.monotonic() < b.open_until or b.probing:
+            return False
+        b.probing = True  # half-open: this caller is the probe
+        return True
+
+    def failed(self, ref: str, *, retry_after: float | None = None, disable: bool = False) -> None:
+        b = self._breakers.setdefault(ref, _Breaker())
+        b.failures += 1
+        was_probe, b.probing = b.probing, False
+        now = time.monotonic()
+        if disable:
+            b.open_until = float("inf")
+        elif retry_after is not None and retry_after > 0:
+            b.open_until = now + retry_after
+        elif was_probe or b.failures >= self.threshold:
+            b.opened += 1
+            b.open_until = now + min(self.cooldown * 2 ** (b.opened - 1), self.max_cooldown)
+
+    def succeeded(self, ref: str) -> None:
+        b = self._breakers.get(ref)
+        if b is not None:
+            b.failures, b.open_until, b.opened, b.probing = 0, 0.0, 0, False
+
+    def open_models(self) -> dict[str, float]:
+        """Models in cooldown and the seconds left (`inf`: disabled)."""
+        now = time.monotonic()
+        return {ref: b.open_until - now for ref, b in self._breakers.items() if b.open_until > now}
 
 
 def month_start(now: float | None = None) -> float:
