@@ -629,7 +629,8 @@ def main() -> None:
                 print(
                     f"round {rnd} {bot:12s} added p50 {ms(percentile(added, 50))} max {ms(max(added, default=0))} ms;"
                     f" clean {sum(r.clean for r in run.replies)}/{len(run.replies)}; 429 caused {run.caused_429},"
-                    f" injected {run.injected_429}; CPU {run.cpu_per_reply * 1000:.2f} ms/reply",
+                    f" injected {run.injected_429}; CPU {run.cpu_per_reply * 1000:.2f} ms/reply;"
+                    f" machine load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     finally:
@@ -641,10 +642,13 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     report(runs, order, args.ttft, args.trace)
-    extra = " --trace" if args.trace else ""
+    extra = (" --trace" if args.trace else "") + (" --naive-sequential" if args.naive_sequential else "")
+    extra += " --no-flood-limit" if args.no_flood_limit else ""
     print(
         f"reproduce: python bench/telegram_vs_naive.py --rounds {args.rounds} --seed {args.seed}"
-        f" --order {' '.join(order)}{extra}"
+        f" --bots {' '.join(order)} --order {' '.join(order)} --privates {args.privates} --groups {args.groups}"
+        f" --gap {args.gap} --warmup {args.warmup} --ttft {args.ttft} --token-interval {args.token_interval}"
+        f" --chunk-words {args.chunk_words} --reply-timeout {args.reply_timeout} --settle {args.settle}{extra}"
     )
 
 

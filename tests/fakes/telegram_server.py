@@ -39,6 +39,7 @@ class Call:
     t: float  # time.monotonic() when the request arrived
     status: int = 200
     error: str | None = None
+    result: Any = None  # the answer's `result` when the call succeeded
 
 
 @dataclass
@@ -156,8 +157,13 @@ class FakeTelegram:
         username: str = "switchboard_bot",
         control: bool = False,
         port: int = 0,
+        group_per_minute: int | None = None,
     ) -> None:
         self.token = token
+        # Telegram's documented flood limit for groups: at most this many sendMessage +
+        # editMessageText per group in any 60 s, else 429 with retry_after (None: no limit)
+        self.group_per_minute = group_per_minute
+        self._group_window: dict[int, list[float]] = {}
         self.control = control  # /_control/push and /_control/state, for driving it from another process
         self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "Switchboard", "username": username}
         self.calls: list[Call] = []
@@ -189,6 +195,11 @@ class FakeTelegram:
             app.router.add_get("/_control/state", self._control_state)
             app.router.add_post("/_control/converse", self._control_converse)
             app.router.add_get("/_control/converse", self._control_converse_wait)
+            app.router.add_post("/_control/wave", self._control_wave)
+            app.router.add_post("/_control/fail", self._control_fail)
+            app.router.add_post("/_control/limits", self._control_limits)
+            app.router.add_get("/_control/calls", self._control_calls)
+            app.router.add_get("/_control/messages", self._control_messages)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
@@ -423,6 +434,105 @@ class FakeTelegram:
         await asyncio.gather(*(one(i, c) for i, c in enumerate(chats)))
         return sent
 
+    async def _control_wave(self, request: web.Request) -> web.Response:
+        """Push `messages` (each {"chat_id", "text", ...make_message keywords}) `gap` seconds apart,
+        then wait until every chat given in `finals` ({chat id: text}) shows that text in a message
+        of the bot, at most `timeout` seconds after the last push. Answers the update id of each
+        message (in order) and the chats whose final text never showed."""
+        body = await request.json()
+        return web.json_response(await self.wave(**body))
+
+    async def wave(
+        self,
+        messages: list[dict[str, Any]],
+        gap: float = 0.1,
+        finals: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        waiters: dict[int, asyncio.Future[None]] = {}
+        for chat, text in (finals or {}).items():
+            fut = loop.create_future()
+            self._finals[int(chat)] = (text, fut)
+            waiters[int(chat)] = fut
+        ids: list[int] = []
+        try:
+            start = time.monotonic()
+            for i, item in enumerate(messages):
+                delay = start + i * gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                args = dict(item)
+                chat_id, text = args.pop("chat_id"), args.pop("text")
+                ids.append(self.push_update(self.make_message(chat_id, text, **args))["update_id"])
+            if waiters:
+                await asyncio.wait(list(waiters.values()), timeout=timeout)
+        finally:
+            for chat in waiters:
+                self._finals.pop(chat, None)
+        incomplete = [chat for chat, fut in waiters.items() if not fut.done()]
+        return {"ok": True, "updates": ids, "incomplete": incomplete}
+
+    async def _control_fail(self, request: web.Request) -> web.Response:
+        """Script a failure from another process: {"method", "status", "description", "retry_after",
+        "times", "chat_id", "with_text"}; `chat_id` and `with_text` (non-empty text) narrow which calls.
+        {"clear": true} drops every scripted failure not used up yet."""
+        body = dict(await request.json())
+        if body.get("clear"):
+            self._failures.clear()
+            return web.json_response({"ok": True})
+        chat = body.pop("chat_id", None)
+        with_text = bool(body.pop("with_text", False))
+
+        def when(p: dict[str, Any]) -> bool:
+            if chat is not None and str(p.get("chat_id")) != str(chat):
+                return False
+            return not with_text or bool(str(p.get("text") or "").strip())
+
+        method = body.pop("method")
+        self.fail(method, when=when, **body)
+        return web.json_response({"ok": True})
+
+    async def _control_limits(self, request: web.Request) -> web.Response:
+        """{"group_per_minute": N or null}: turn the group flood limit on or off."""
+        body = await request.json()
+        self.group_per_minute = body.get("group_per_minute")
+        self._group_window.clear()
+        return web.json_response({"ok": True})
+
+    async def _control_calls(self, request: web.Request) -> web.Response:
+        """Every call since `since` (getUpdates / getMe left out), with what benchmarks need to judge
+        a reply: [method, t, status, chat_id, message_id, text, draft_id, error], where message_id
+        is the edited message's, or the one a successful sendMessage created."""
+        since = float(request.query.get("since", "0"))
+        out = []
+        for c in self.calls:
+            if c.t < since or c.method in ("getUpdates", "getMe"):
+                continue
+            mid = c.params.get("message_id")
+            if c.method == "sendMessage" and isinstance(c.result, dict):
+                mid = c.result.get("message_id")
+            text = c.params.get("text")
+            out.append(
+                [
+                    c.method,
+                    c.t,
+                    c.status,
+                    c.params.get("chat_id"),
+                    mid,
+                    None if text is None else str(text),
+                    c.params.get("draft_id"),
+                    c.error,
+                ]
+            )
+        return web.json_response({"calls": out})
+
+    async def _control_messages(self, _: web.Request) -> web.Response:
+        """Every message the bot has in every chat: {chat id: [[message_id, visible text], ...]}."""
+        return web.json_response(
+            {str(chat): [[m.message_id, m.text] for m in msgs] for chat, msgs in self.sent.items()}
+        )
+
     def _shown(self, chat_id: int, visible: str) -> None:
         waiter = self._finals.get(chat_id)
         if waiter is not None and waiter[0] == visible and not waiter[1].done():
@@ -450,6 +560,10 @@ class FakeTelegram:
                     except _ApiError:
                         pass
                 return self._error(call, f.status, f.description, f.retry_after)
+        if self.group_per_minute is not None and method in ("sendMessage", "editMessageText"):
+            wait = self._group_flood(params, t)
+            if wait is not None:
+                return self._error(call, 429, f"Too Many Requests: retry after {wait}", wait)
         if self.delay.get(method):
             await asyncio.sleep(self.delay[method])
         handler = getattr(self, f"_m_{method}", None)
@@ -459,7 +573,24 @@ class FakeTelegram:
             result = await handler(params)
         except _ApiError as e:
             return self._error(call, e.status, e.description)
+        call.result = result
         return web.json_response({"ok": True, "result": result})
+
+    def _group_flood(self, params: dict[str, Any], t: float) -> int | None:
+        """Seconds to wait when this send / edit would exceed the group's per-minute limit, else None
+        (and the call is counted)."""
+        try:
+            chat_id = int(params.get("chat_id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        if self._chat_type(chat_id) == "private":
+            return None
+        window = [x for x in self._group_window.get(chat_id, []) if x > t - 60.0]
+        self._group_window[chat_id] = window
+        if self.group_per_minute is not None and len(window) >= self.group_per_minute:
+            return max(1, int(window[0] + 60.0 - t + 0.999))
+        window.append(t)
+        return None
 
     def _error(self, call: Call, status: int, description: str, retry_after: float | None = None) -> web.Response:
         call.status, call.error = status, description
