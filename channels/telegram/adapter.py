@@ -419,9 +419,10 @@ def _capabilities(cfg: TelegramConfig) -> dict[str, Capabilities]:
             min_send_interval=cfg.edit_interval,  # new messages at about one a second per chat
             typing_refresh=cfg.typing_refresh,
             markup=Markup.TELEGRAM_HTML,
-            # a draft costs no message budget: show the very first delta; an edited message waits
-            # for a few words so the first send is not a lone word
-            first_chunk_chars=1 if mode is Streaming.DRAFT else 12,
+            # the very first delta goes out at once: a draft costs no message budget, and the first
+            # message of an edited reply is one request whatever its length (waiting for a dozen
+            # characters cost word-by-word providers two chunk intervals, ~40 ms, in groups)
+            first_chunk_chars=1,
             chat_budget=budget,
         )
 
