@@ -27,7 +27,7 @@ on the order and timing of the attempts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,13 +61,22 @@ class ChainRun:
     note: str = ""  # for the person, when their message had to be cut to fit the model
     _spec: ModelSpec | None = None
 
+    _gen: AsyncGenerator[str, None] | None = None
+
     def __post_init__(self) -> None:
         self.model = self.decision.model
 
     def __aiter__(self) -> AsyncIterator[str]:
-        return self._stream()
+        if self._gen is None:
+            self._gen = self._stream()
+        return self._gen
 
-    async def _stream(self) -> AsyncIterator[str]:
+    async def aclose(self) -> None:
+        """Stop early (nobody will see the rest): the provider's stream is closed, generation stops."""
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    async def _stream(self) -> AsyncGenerator[str, None]:
         chain = self._chain
         candidates = chain.candidates(self.decision)
         tried = 0

@@ -24,7 +24,8 @@ What it guarantees, whatever the platform answers on the way:
   `caps.first_chunk_chars` characters exist, without waiting for an interval.
 - RateLimited(retry_after): wait the whole retry_after (no cap), then send the newest text.
   NotModified is success. MarkupRejected on send / edit / finish: the same call again with plain=True, and
-  plain from then on for that message. MessageGone on edit: the part is sent again as a new message.
+  plain from then on for that message. MessageGone on edit: the part is sent again as a new message
+  (or, with `caps.resend_deleted` False, the reply stops quietly and `gone` is set).
   Other errors: two more tries with a short backoff; while streaming, previews then pause until
   close(); at close() the final delivery gets its tries too, then close() raises DeliveryFailed
   (carrying the ReplyResult) so the caller can post a notice. Nothing is dropped silently.
@@ -178,6 +179,7 @@ class ReplyStream:
         self._error: BaseException | None = None
 
         self.first_visible_at: float | None = None
+        self.gone = False  # the reply was deleted on the platform and is not sent again (resend_deleted)
         self.typing_at: float | None = None
 
     # --- the caller's side -------------------------------------------------------------------
@@ -353,6 +355,8 @@ class ReplyStream:
 
     def _plan(self) -> tuple[Action, int, str] | None:
         """The next request to make, with the newest text: (kind, slot index, text), or None."""
+        if self.gone:
+            return None
         if self._closing:
             self._freeze(final=True)
         elif self._suspended:
@@ -488,6 +492,10 @@ class ReplyStream:
                 self._failed(kind, e)
             return
         except MessageGone as e:
+            if kind is Action.EDIT and not self._caps.resend_deleted:
+                self.gone = True  # the person deleted it: nothing more is sent, quietly
+                self._log.info("reply_stream.reply_deleted")
+                return
             if kind is Action.EDIT:
                 slot.ref = None  # deleted under us: send the part again as a new message
                 slot.shown = None

@@ -63,7 +63,7 @@ class _Reply:
     run: ChainRun | None = None
     pieces: list[str] = field(default_factory=list)
     prompt_chars: int = 0
-    outcome: str = "ok"  # ok | fallback | cut_off | failed | interrupted | undelivered
+    outcome: str = "ok"  # ok | fallback | cut_off | failed | interrupted | undelivered | deleted
 
 
 class Responder:
@@ -175,6 +175,10 @@ class Responder:
         async for piece in run:
             reply.pieces.append(piece)
             stream.push(piece)
+            if stream.gone:  # the person deleted the reply: stop the model, show nothing more
+                await run.aclose()
+                reply.outcome = "deleted"
+                return
         reply.outcome = run.outcome
         if run.note and run.outcome in ("ok", "fallback"):
             stream.push(f"\n\n{run.note}")

@@ -81,6 +81,9 @@ class Capabilities:
     # an answer that took longer than this many seconds ends as new messages (edits raise no
     # notification) and the previews are deleted; EDIT mode, surfaces that can delete; None: off
     renotify_after: float | None = None
+    # a reply message deleted while it is written: True sends the part again as a new message;
+    # False stops the reply quietly (where deleting it is how a person says "stop")
+    resend_deleted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

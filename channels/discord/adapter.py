@@ -477,6 +477,7 @@ def _capabilities(cfg: DiscordConfig) -> dict[str, Capabilities]:
         chat_budget=budget,
         preview_marker=cfg.streaming_marker,
         renotify_after=cfg.notify_after,
+        resend_deleted=False,  # deleting the answer is how a person stops it here
     )
     command = Capabilities(
         streaming=Streaming.EDIT,

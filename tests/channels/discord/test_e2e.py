@@ -243,19 +243,24 @@ async def test_channel_budget_is_shared_by_replies_in_one_channel(fake: FakeDisc
             assert count <= capacity + (elapsed + slack) * rate, (i, j, timeline(fake))
 
 
-async def test_deleted_reply_does_not_break_the_stream(fake: FakeDiscord, run_app) -> None:
-    """The person deletes the answer mid-stream: the edit gets Unknown Message (10008), which is
-    the core's "message gone"; what the core does then is its own (today: the part is sent again)."""
-    pieces = ["Start", *words(30)]
-    app, _ = await run_app(ScriptedProvider(pieces, interval=0.05), edit_interval=0.1)
+async def test_a_deleted_reply_stops_the_stream_quietly(fake: FakeDiscord, run_app) -> None:
+    """The person deletes the answer mid-stream: the edit gets Unknown Message (10008), the core's
+    "message gone"; on Discord that stops the reply: no new message, no more edits, the model
+    stopped, nothing kept in the history."""
+    pieces = ["Start", *words(60)]
+    provider = ScriptedProvider(pieces, interval=0.05)
+    app, _ = await run_app(provider, edit_interval=0.1)
     await fake.message_create(DM, "go")
     await fake.wait_for(lambda f: f.of("send"))
     fake.delete(int(fake.of("send")[0].answer["id"]))
     await settled(app)
     gone = [r for r in fake.of("edit") if r.status == 404]
-    assert gone and all(r.code == 10008 for r in gone)
-    assert fake.texts(DM)[-1] == "".join(pieces)
-    assert len(gone) == 1  # no storm of edits to a deleted message
+    assert len(gone) == 1 and gone[0].code == 10008  # one failed edit, no storm
+    assert len(fake.of("send")) == 1 and fake.texts(DM) == []  # not sent again
+    assert [r for r in fake.of("edit") if r.t > gone[0].t] == []  # nothing after it
+    last = await app.store.last_reply(f"discord:{DM}")
+    assert last is not None and last.outcome == "deleted" and last.completion_tokens < len(pieces)
+    assert await app.store.history(f"discord:{DM}", 10) == []
 
 
 async def test_missing_permissions_are_reported_once(fake: FakeDiscord, run_app) -> None:
