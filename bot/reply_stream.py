@@ -62,6 +62,7 @@ __all__ = ["Action", "DeliveryFailed", "ReplyResult", "ReplyStream"]
 MAX_ATTEMPTS = 3  # tries of one request failing with a generic PlatformError
 BACKOFF = (0.1, 0.3)  # seconds before the 2nd and 3rd try
 MIN_TYPING_REFRESH = 0.05
+BUDGET_WAIT = 0.001  # a budget slot that took longer than this to get was a wait (plan again)
 
 
 @dataclass(slots=True)
@@ -435,9 +436,11 @@ class ReplyStream:
         if kind.metered and self._budget is not None and not self._budget_held:
             # the chat's budget, shared with every other reply there; the slot is held until the
             # next metered request, and the text is planned again after the wait (coalescing)
+            asked = self._clock()
             await self._budget.acquire()
             self._budget_held = True
-            waited = True
+            if self._clock() - asked > BUDGET_WAIT:  # it really waited: newer text may be there
+                waited = True
         return waited
 
     async def _execute(self, kind: Action, i: int, text: str) -> None:
