@@ -40,6 +40,7 @@ CHANNEL_MODULES = {
     "console": "channels.console",
     "telegram": "channels.telegram",
     "discord": "channels.discord",
+    "slack": "channels.slack",
 }
 
 

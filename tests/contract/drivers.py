@@ -801,3 +801,155 @@ DRIVERS: list[type[Driver]] = [
     DiscordDMDriver,
 ]
 """Every adapter in the suite; a new one is one line here (see tests/contract/__init__.py)."""
+
+
+# --- Slack ------------------------------------------------------------------------------------
+
+_SLACK_KINDS = {
+    "chat.startStream": "draft",  # a native stream shows the answer as it grows ...
+    "chat.appendStream": "draft",
+    "chat.stopStream": "send",  # ... and is kept when it is stopped (the core's finish)
+    "chat.postMessage": "send",
+    "chat.update": "edit",
+}
+
+
+class _SlackDriver(Driver):
+    """slack-bolt over Socket Mode on the fake Slack (tests/fakes/slack_server.py); answers stream
+    through Slack's native streams (`chat.startStream` / `appendStream` / `stopStream`).
+
+    Slack reads the Markdown of a stream itself (like Discord's messages), so `renders_markup` is
+    False and the visible text of a streamed message is the Markdown it was given. Slack has no
+    "not modified" answer and a stream cannot be edited while it runs, hence `edits_messages` and
+    `can_delete_messages` are False (tests/channels/slack covers the fallback to updates, edited
+    questions and expired streams). The per-channel budget meters only whole messages here (a
+    stream's appends are drafts to the core), so `has_chat_budget` is False too.
+    """
+
+    channel_id: ClassVar[str]
+    paces_requests = True
+    can_inject_errors = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tests.fakes.slack_server import FakeSlack
+
+        self.fake: FakeSlack | None = None
+        self._users = itertools.count(4242)
+
+    async def _build(
+        self,
+        *,
+        interval: float | None,
+        send_interval: float | None,
+        typing_refresh: float | None,
+        cfg: dict[str, Any],
+    ) -> tuple[Channel, dict[str, Any]]:
+        from channels.slack import SlackChannel
+        from tests.channels.slack.conftest import sl_config
+        from tests.fakes.slack_server import FakeSlack
+
+        self.fake = await FakeSlack().start()
+        table: dict[str, Any] = {
+            "stream_interval": 0.05 if interval is None else interval,
+            "edit_interval": 0.1 if send_interval is None else send_interval,
+            "channel_messages": 100_000,
+            "channel_seconds": 1.0,
+        }
+        if typing_refresh is not None:
+            table["status_refresh"] = typing_refresh
+        channel = SlackChannel(sl_config(self.fake, **table))
+        cfg = {**cfg, "channels": {"webchat": {"enabled": False}, **cfg.get("channels", {})}}
+        return channel, cfg
+
+    async def _close_platform(self) -> None:
+        if self.fake is not None:
+            await self.fake.stop()
+            self.fake = None
+
+    @property
+    def _fake(self) -> Any:
+        assert self.fake is not None
+        return self.fake
+
+    def _visible_messages(self) -> list[str]:
+        return [m.text if m.markdown else self._fake.shown(m) for m in self._fake.bot_messages(self.channel_id)]
+
+    def requests(self) -> list[Request]:
+        fake = self._fake
+        shown: dict[str, str] = {}  # stream ts -> its text so far
+        thread_of: dict[str, str] = {}  # bot message ts -> its thread
+        out = []
+        for c in fake.calls:
+            p = c.params
+            if p.get("channel", p.get("channel_id")) != self.channel_id:
+                continue
+            error = c.error
+            if c.status == 429:
+                error = f"{c.error} (retry after {c.retry_after:g})"
+            ok = c.status == 200 and c.error is None
+            if c.method in ("reactions.add", "reactions.remove", "assistant.threads.setStatus"):
+                on = c.method == "reactions.add" or (c.method.endswith("setStatus") and bool(p.get("status")))
+                thread = str(p.get("thread_ts") or p.get("timestamp"))
+                out.append(Request(c.t, "typing" if on else "clear", None, ok, error, thread, p))
+                continue
+            kind = _SLACK_KINDS.get(c.method)
+            if kind is None:
+                continue
+            ts = str(p.get("ts") or (c.answer or {}).get("ts") or "")
+            if "thread_ts" in p and ts:
+                thread_of[ts] = str(p["thread_ts"])
+            added = str(p.get("markdown_text") or "")
+            if c.method == "chat.startStream":
+                text = added
+            elif c.method in ("chat.appendStream", "chat.stopStream"):
+                text = shown.get(ts, "") + added
+            else:
+                text = str(p.get("text") or "")
+            if ok and c.method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+                shown[ts] = text
+            out.append(Request(c.t, kind, text, ok, error, thread_of.get(ts, p.get("thread_ts")), p))
+        return out
+
+    def inject_rate_limit(self, retry_after: float) -> None:
+        self._fake.rate_limit("chat.startStream", retry_after, when=lambda p: p.get("channel") == self.channel_id)
+
+
+class SlackAssistantDriver(_SlackDriver):
+    """The assistant panel: one assistant thread in the person's DM with the bot; the status
+    ("is thinking…") is the typing indicator, refreshed while the model thinks."""
+
+    name = "slack-assistant"
+    channel_id = "D0042"
+    shows_typing = True
+    _probe = InboundMessage("slack", "slack:D0042:1.0", "U0042", "", "probe", ChatKind.DM, chat_id="D0042")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread_ts: str | None = None
+
+    async def _started(self) -> None:
+        fake = self._fake
+        self.thread_ts, env = await fake.assistant_thread_started(channel=self.channel_id)
+        await fake.wait_ack(env)
+        await self.wait_until(lambda: bool(fake.of("assistant.threads.setSuggestedPrompts")), 5.0, "prompts")
+
+    async def say(self, text: str) -> None:
+        self.said += 1
+        await self._fake.dm(text, channel=self.channel_id, thread_ts=self.thread_ts)
+
+
+class SlackThreadDriver(_SlackDriver):
+    """A channel: people mention the bot, each answered in a thread under the mention (a stream
+    with its recipient); an eyes reaction on the question while the model thinks."""
+
+    name = "slack-thread"
+    channel_id = "C0100"
+    _probe = InboundMessage("slack", "slack:C0100:1.0", "U0042", "", "probe", ChatKind.THREAD, chat_id="C0100")
+
+    async def say(self, text: str) -> None:
+        self.said += 1
+        await self._fake.mention(text, channel=self.channel_id, user=f"U{next(self._users)}")
+
+
+DRIVERS += [SlackAssistantDriver, SlackThreadDriver]
