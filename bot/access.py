@@ -73,8 +73,10 @@ class AccessPolicy:
         refusal_text: str = DEFAULT_REFUSAL,
         refusal_every: float = 600.0,
     ) -> AccessPolicy:
-        ids = {str(u) for u in users if isinstance(u, int) or (isinstance(u, str) and u.lstrip("-").isdigit())}
-        names = {u.lstrip("@").lower() for u in users if isinstance(u, str) and str(u) not in ids}
+        # "@name" is a username; a number is an id; any other word may be either (Slack ids such
+        # as U0ABC123 are not numbers, Telegram usernames have no "@" in some configs): both
+        ids = {str(u) for u in users if not (isinstance(u, str) and u.startswith("@"))}
+        names = {u.lstrip("@").lower() for u in users if isinstance(u, str) and not u.lstrip("-").isdigit()}
         return cls(
             frozenset(ids),
             frozenset(names),
