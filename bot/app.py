@@ -25,7 +25,7 @@ from bot.model_chain import ModelChain
 from bot.providers import build_provider
 from bot.providers.base import Provider
 from bot.responder import Responder
-from bot.state import MemorySpendLedger
+from bot.state import MemorySpendLedger, StoredSeenDeliveries
 from bot.store.base import Store
 from bot.types import Capabilities, ChatKind
 from routing.catalog import Catalog
@@ -237,12 +237,13 @@ class App:
             metrics=self.metrics,
             spend=self.spend,
         )
+        self.seen = StoredSeenDeliveries(self.store, window=cfg.dispatcher.dedupe_window)
         self.dispatcher = Dispatcher(
             self.responder,
             on_duplicate=lambda m: self.metrics.duplicates.labels(m.channel).inc(),
             max_concurrent=cfg.dispatcher.max_concurrent,
             queue_mode=cfg.dispatcher.queue_mode,
-            dedupe_window=cfg.dispatcher.dedupe_window,
+            seen=self.seen,
         )
         self.intake = Intake(self.dispatcher, self.channels, metrics=self.metrics, history=self.store.history)
         self.serve_http = serve_http
@@ -280,6 +281,7 @@ class App:
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.seen.load()  # a delivery taken before a restart is still a repeat
         self.spend.add(await self.store.spend_since(self.spend.month))
         # providers connect / load in parallel; a provider that fails to start is logged, and
         # routing falls through to the next model when it is asked
@@ -329,6 +331,8 @@ class App:
         for p in self.providers.values():
             with contextlib.suppress(Exception):
                 await p.aclose()
+        with contextlib.suppress(Exception):
+            await self.seen.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> App:

@@ -7,8 +7,10 @@ when a chat was last refused, and the month's spend.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -33,6 +35,7 @@ __all__ = [
     "RefusalLog",
     "SeenDeliveries",
     "SpendLedger",
+    "StoredSeenDeliveries",
     "month_start",
 ]
 
@@ -122,6 +125,50 @@ class MemorySeenDeliveries:
         if len(self._seen) > self._window:
             self._seen.popitem(last=False)
         return True
+
+
+class StoredSeenDeliveries(MemorySeenDeliveries):
+    """The in-memory window, written through to the store off the message path (batched on the
+    next loop turn) and loaded back at start, so a platform redelivering after a restart (an
+    unconfirmed Telegram offset, a Slack retry) is still dropped."""
+
+    def __init__(self, store: SeenStore, *, window: int = 10_000, keep_seconds: float = 86_400.0) -> None:
+        super().__init__(window)
+        self._store = store
+        self._keep = keep_seconds
+        self._pending: list[tuple[str, str, float]] = []
+        self._flush: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        for channel, message_id in await self._store.seen_since(time.time() - self._keep):
+            super().first_time(channel, message_id)
+
+    def first_time(self, channel: str, message_id: str) -> bool:
+        if not super().first_time(channel, message_id):
+            return False
+        self._pending.append((channel, message_id, time.time()))
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._write())
+        return True
+
+    async def _write(self) -> None:
+        await asyncio.sleep(0)  # one write for everything taken in this loop turn
+        batch, self._pending, self._flush = self._pending, [], None
+        await self._store.remember_seen(batch)
+
+    async def aclose(self) -> None:
+        """Write what is still pending (shutdown)."""
+        if self._flush is not None:
+            await asyncio.gather(self._flush, return_exceptions=True)
+        if self._pending:
+            batch, self._pending = self._pending, []
+            await self._store.remember_seen(batch)
+
+
+class SeenStore(Protocol):
+    async def remember_seen(self, deliveries: Sequence[tuple[str, str, float]]) -> None: ...
+
+    async def seen_since(self, since: float) -> list[tuple[str, str]]: ...
 
 
 class MemoryChatBudgets:

@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS replies (
 );
 CREATE INDEX IF NOT EXISTS replies_at ON replies(at);
 CREATE INDEX IF NOT EXISTS replies_conv ON replies(conversation, id);
+CREATE TABLE IF NOT EXISTS seen (
+  channel TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  at REAL NOT NULL,
+  PRIMARY KEY (channel, message_id)
+);
+CREATE INDEX IF NOT EXISTS seen_at ON seen(at);
 """
 
 _REPLY_COLUMNS = (
@@ -224,6 +231,26 @@ class SqliteStore:
             ).fetchone()
         )
         return ReplyRecord(*row) if row else None
+
+    # --- deliveries already taken (dedupe across restarts) ----------------------------------------
+
+    async def remember_seen(self, deliveries: Sequence[tuple[str, str, float]]) -> None:
+        """(channel, message_id, unix time) of deliveries taken."""
+        if deliveries:
+            await self._run(
+                self._write("INSERT OR IGNORE INTO seen(channel, message_id, at) VALUES (?, ?, ?)", list(deliveries))
+            )
+
+    async def seen_since(self, since: float) -> list[tuple[str, str]]:
+        """Deliveries taken since `since`, oldest first; older ones are forgotten here."""
+
+        def read(c: sqlite3.Connection) -> list[tuple[str, str]]:
+            with c:
+                c.execute("DELETE FROM seen WHERE at < ?", (since,))
+            rows = c.execute("SELECT channel, message_id FROM seen ORDER BY at").fetchall()
+            return [(str(ch), str(mid)) for ch, mid in rows]
+
+        return await self._run(read)
 
     async def spend_since(self, since: float) -> float:
         row = await self._run(

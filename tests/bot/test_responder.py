@@ -412,3 +412,26 @@ async def test_an_ask_command_is_a_question_even_when_it_starts_with_a_slash():
         assert local.requests[0].messages[-1].content == question
     finally:
         await app.stop()
+
+
+async def test_a_delivery_taken_before_a_restart_is_still_a_repeat_after_it(tmp_path):
+    from bot.store.sqlite import SqliteStore
+    from bot.types import ChatKind, InboundMessage
+
+    def msg() -> InboundMessage:
+        return InboundMessage("rec", "rec:1", "u1", "hello", "update-77", ChatKind.PRIVATE, chat_id="rec:1")
+
+    answered: list[str] = []
+    for _ in range(2):  # the same process twice, on the same data directory
+        channel = RecordingChannel()
+        local = ScriptedProvider(["hi"])
+        app = App(make_config(), providers={"local": local}, channels=[channel], store=SqliteStore(tmp_path / "db"))
+        await app.start()
+        try:
+            await app.intake.submit(msg())  # the platform delivers it (again, after the restart)
+            await app.dispatcher.drain()
+            await app.responder.flush()
+            answered += channel.replies()
+        finally:
+            await app.stop()
+    assert answered == ["hi"]  # answered once, across the restart
