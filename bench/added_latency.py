@@ -147,7 +147,11 @@ async def run(
         finally:
             done.pop(turn.msg.message_id).set_result(None)
 
-    app.dispatcher = app.intake.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
+    app.dispatcher = app.intake.dispatcher = Dispatcher(
+        handler,
+        max_concurrent=cfg.dispatcher.max_concurrent,
+        seen=app.seen,  # the app's own stages
+    )
     await app.start()
     received: dict[str, float] = {}
     added: list[float] = []

@@ -234,7 +234,11 @@ async def run(
             if finished >= wave_size:
                 wave_done.set()
 
-    app.dispatcher = app.intake.dispatcher = Dispatcher(handler, max_concurrent=cfg.dispatcher.max_concurrent)
+    app.dispatcher = app.intake.dispatcher = Dispatcher(
+        handler,
+        max_concurrent=cfg.dispatcher.max_concurrent,
+        seen=app.seen,  # the app's own stages
+    )
     await app.start()
     out = Samples()
 
