@@ -319,8 +319,9 @@ class App:
         self.intake.close()
         if grace > 0 and not await self.dispatcher.drain(grace):
             log.warning("shutdown_grace_over", active=self.dispatcher.active, grace=grace)
-        await self.dispatcher.aclose()
+        dropped = await self.dispatcher.aclose()
         await self.responder.flush()
+        await self.intake.tell_dropped(dropped)
         await self.intake.flush()
         for ch in self.channels.values():
             with contextlib.suppress(Exception):

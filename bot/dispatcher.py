@@ -196,10 +196,13 @@ class Dispatcher:
             return False
         return True
 
-    async def aclose(self) -> None:
-        """Cancel every reply in progress (shutdown)."""
+    async def aclose(self) -> list[InboundMessage]:
+        """Cancel every reply in progress (shutdown); the messages still queued are returned, not
+        answered, so the caller can tell their senders."""
         workers = [lane.worker for lane in self._lanes.values() if lane.worker]
+        dropped: list[InboundMessage] = []
         for lane in self._lanes.values():
+            dropped += lane.pending
             lane.pending.clear()
             if lane.current is not None:
                 lane.current.cancel()
@@ -208,3 +211,4 @@ class Dispatcher:
         for w in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await w
+        return dropped

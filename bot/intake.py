@@ -28,6 +28,8 @@ from bot.types import ChatTurn, InboundMessage
 
 log = structlog.get_logger("switchboard.intake")
 
+NOT_ANSWERED = "I'm restarting and could not answer your last message; please send it again in a moment."
+
 
 class Intake:
     def __init__(
@@ -91,6 +93,13 @@ class Intake:
     def open(self) -> None:
         self._accepting = True
 
+    async def tell_dropped(self, messages: list[InboundMessage]) -> None:
+        """Messages taken but not answered before shutdown: each sender is told to send it again
+        (rather than silence); the platform connections are still open when this runs."""
+        if messages:
+            log.warning("shutdown_dropped_queued", count=len(messages))
+            await asyncio.gather(*(self._send(m, NOT_ANSWERED) for m in messages), return_exceptions=True)
+
     async def flush(self) -> None:
         """Wait for refusals still being sent."""
         while self._background:
@@ -112,7 +121,10 @@ class Intake:
         task.add_done_callback(self._background.discard)
 
     async def _send_refusal(self, msg: InboundMessage, text: str) -> None:
+        await self._send(msg, text)
+
+    async def _send(self, msg: InboundMessage, text: str) -> None:
         try:
             await self.channels[msg.channel].surface(msg).send(text, plain=True)
         except PlatformError as e:
-            log.warning("refusal_failed", channel=msg.channel, chat=msg.chat_id, error=str(e))
+            log.warning("notice_failed", channel=msg.channel, chat=msg.chat_id, error=str(e))

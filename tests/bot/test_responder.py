@@ -435,3 +435,20 @@ async def test_a_delivery_taken_before_a_restart_is_still_a_repeat_after_it(tmp_
         finally:
             await app.stop()
     assert answered == ["hi"]  # answered once, across the restart
+
+
+async def test_a_message_still_queued_at_shutdown_gets_a_notice_not_silence():
+    from bot.intake import NOT_ANSWERED
+
+    channel = RecordingChannel()
+    slow = ScriptedProvider(["word "] * 100, interval=0.02)
+    app = App(make_config(dispatcher={"shutdown_grace": 0.1}), providers={"local": slow}, channels=[channel])
+    await app.start()
+    await channel.say("first")
+    await channel.say("second")  # queued behind the first in the same conversation
+    await asyncio.sleep(0.1)
+    await app.stop()
+    first, second = channel.replies()
+    assert first.startswith("word") and first.endswith("[…]")  # cut by shutdown, with the mark
+    assert second == NOT_ANSWERED  # the queued one is told, not dropped in silence
+    assert len(slow.requests) == 1
