@@ -45,6 +45,10 @@ class MessageGone(PlatformError):
     """The message to edit no longer exists (deleted, too old)."""
 
 
+class ClientGone(MessageGone):
+    """Nobody is there to see this reply any more (the browser tab closed): stop it, quietly."""
+
+
 # --- provider side (raised by Provider implementations) -------------------------------------
 
 

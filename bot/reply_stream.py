@@ -25,7 +25,8 @@ What it guarantees, whatever the platform answers on the way:
 - RateLimited(retry_after): wait the whole retry_after (no cap), then send the newest text.
   NotModified is success. MarkupRejected on send / edit / finish: the same call again with plain=True, and
   plain from then on for that message. MessageGone on edit: the part is sent again as a new message
-  (or, with `caps.resend_deleted` False, the reply stops quietly and `gone` is set).
+  (or, with `caps.resend_deleted` False, the reply stops quietly and `gone` is set). ClientGone
+  on any request: nobody is there any more; the reply stops quietly and `gone` is set.
   Other errors: two more tries with a short backoff; while streaming, previews then pause until
   close(); at close() the final delivery gets its tries too, then close() raises DeliveryFailed
   (carrying the ReplyResult) so the caller can post a notice. Nothing is dropped silently.
@@ -52,7 +53,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.channel import DeletingSurface, ReplySurface
-from bot.errors import MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
+from bot.errors import ClientGone, MarkupRejected, MessageGone, NotModified, PlatformError, RateLimited
 from bot.splitting import LOOKAHEAD, Part, Splitter, fence_at_end
 from bot.state import RateGate
 from bot.types import Capabilities, MessageRef, Streaming
@@ -180,7 +181,9 @@ class ReplyStream:
         self._error: BaseException | None = None
 
         self.first_visible_at: float | None = None
-        self.gone = False  # the reply was deleted on the platform and is not sent again (resend_deleted)
+        # why nothing more is sent: "deleted" (on the platform, with resend_deleted off) or
+        # "client_gone" (ClientGone: nobody is there); "" while the reply goes on
+        self.gone = ""
         self.typing_at: float | None = None
 
     # --- the caller's side -------------------------------------------------------------------
@@ -494,9 +497,13 @@ class ReplyStream:
             else:
                 self._failed(kind, e)
             return
+        except ClientGone:
+            self.gone = "client_gone"  # nobody will see the rest: nothing more is sent, quietly
+            self._log.info("reply_stream.client_gone")
+            return
         except MessageGone as e:
             if kind is Action.EDIT and not self._caps.resend_deleted:
-                self.gone = True  # the person deleted it: nothing more is sent, quietly
+                self.gone = "deleted"  # the person deleted it: nothing more is sent, quietly
                 self._log.info("reply_stream.reply_deleted")
                 return
             if kind is Action.EDIT:

@@ -63,7 +63,7 @@ class _Reply:
     run: ChainRun | None = None
     pieces: list[str] = field(default_factory=list)
     prompt_chars: int = 0
-    outcome: str = "ok"  # ok | fallback | cut_off | failed | interrupted | undelivered | deleted
+    outcome: str = "ok"  # ok | fallback | cut_off | failed | interrupted | undelivered | deleted | client_gone
 
 
 class Responder:
@@ -175,9 +175,9 @@ class Responder:
         async for piece in run:
             reply.pieces.append(piece)
             stream.push(piece)
-            if stream.gone:  # the person deleted the reply: stop the model, show nothing more
+            if stream.gone:  # deleted, or nobody is there any more: stop the model, show nothing more
                 await run.aclose()
-                reply.outcome = "deleted"
+                reply.outcome = stream.gone
                 return
         reply.outcome = run.outcome
         if run.note and run.outcome in ("ok", "fallback"):

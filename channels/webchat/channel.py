@@ -67,7 +67,7 @@ from yarl import URL
 
 from bot.channel import Channel, Inbox
 from bot.config import Config, WebchatConfig
-from bot.errors import MessageGone
+from bot.errors import ClientGone
 from bot.rendering import Passthrough, Renderer
 from bot.types import Capabilities, ChatKind, InboundMessage, LatencyClass, Markup, MessageRef, Streaming
 
@@ -102,7 +102,7 @@ class WebchatSurface:
 
     async def _send(self, payload: dict[str, Any]) -> None:
         if self._ws is None or self._ws.closed:
-            raise MessageGone("browser went away")
+            raise ClientGone("browser went away")
         await self._ws.send_str(json.dumps(payload))
 
     async def typing(self) -> None:

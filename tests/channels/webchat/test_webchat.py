@@ -242,3 +242,33 @@ async def test_cross_origin_websocket_is_refused():
                 assert (await frames_until_end(ws))[-1]["text"] == "ok"
     finally:
         await app.stop()
+
+
+async def test_a_closed_tab_stops_its_reply_and_the_model():
+    """Nobody is there to read it: the model stream is closed at the next piece, the reply is
+    recorded as client_gone, and the session's next question does not wait for the abandoned one."""
+    import time
+
+    provider = ScriptedProvider(["start"] + [" more"] * 200, interval=0.02)  # ~4 s if let run
+    app = App(make_config(), providers={"local": provider})
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(f"{app.base_url}/ws?session=gone") as ws:
+                await ws.send_json({"type": "message", "id": "1", "text": "talk for a while"})
+                async with asyncio.timeout(10):
+                    async for frame in ws:
+                        if json.loads(frame.data)["type"] == "delta":
+                            break
+            t0 = time.perf_counter()
+            provider.pieces = ["Back."]
+            async with s.ws_connect(f"{app.base_url}/ws?session=gone") as ws:
+                await ws.send_json({"type": "message", "id": "2", "text": "are you there?"})
+                frames = await frames_until_end(ws)
+            assert frames[-1]["text"] == "Back." and time.perf_counter() - t0 < 1.5
+        await app.dispatcher.drain()
+        await app.responder.flush()
+        rows = await app.store._run(lambda c: c.execute("SELECT outcome, completion_tokens FROM replies").fetchall())
+        assert sorted(r[0] for r in rows) == ["client_gone", "ok"]
+    finally:
+        await app.stop()
