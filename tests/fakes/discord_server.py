@@ -135,12 +135,19 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {}
         self.channel_limit: tuple[int, float] | None = None  # (n, seconds): Discord's ~5 per 5 s per channel
         self._window: dict[int, list[float]] = {}
+        # (n, seconds): Discord's global limit (50 requests a second per bot token, interaction
+        # endpoints exempt); off unless set (POST /_control/limits {"global_limit": [50, 1.0]})
+        self.global_limit: tuple[int, float] | None = None
+        self._global_window: list[float] = []
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
         self._originals: dict[str, int] = {}  # interaction token -> @original message id
         self._runner: web.AppRunner | None = None
         self._identified = asyncio.Event()
+        # question message id -> (text, waiter): set when a bot message replying to it shows that
+        # text (POST /_control/wave, for benchmarks driving the fake from another process)
+        self._finals: dict[int, tuple[str, asyncio.Future[None]]] = {}
         self.port = 0
         for g in guilds if guilds is not None else [100]:
             self.add_guild(g)
@@ -203,9 +210,14 @@ class FakeDiscord:
             app.router.add_post("/_control/message", self._control_message)
             app.router.add_get("/_control/state", self._control_state)
             app.router.add_post("/_control/fail", self._control_fail)
+            app.router.add_post("/_control/wave", self._control_wave)
+            app.router.add_get("/_control/requests", self._control_requests)
+            app.router.add_get("/_control/messages", self._control_messages)
+            app.router.add_post("/_control/limits", self._control_limits)
+            app.router.add_get("/_control/world", self._control_world)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -580,6 +592,12 @@ class FakeDiscord:
                 if f.times > 0 and f.route == route and (f.when is None or f.when(rec)):
                     f.times -= 1
                     return self._error(rec, f.status, f.code, f.message, f.retry_after)
+            if self.global_limit is not None and route not in _TOKENLESS:
+                wait = self._over_global_limit()
+                if wait is not None:
+                    answer = self._error(rec, 429, 0, "You are being rate limited.", wait, scope="global")
+                    rec.error = "You are being rate limited. (global)"  # for a reader of `requests`
+                    return answer
             if self.channel_limit is not None and route in ("send", "edit", "delete") and "channel" in params:
                 limited = self._over_channel_limit(int(params["channel"]))
                 if limited is not None:
@@ -617,25 +635,53 @@ class FakeDiscord:
             status=status, body=json.dumps(answer).encode(), headers={"Content-Type": "application/json"}
         )
 
+    def _over_global_limit(self) -> float | None:
+        assert self.global_limit is not None
+        n, per = self.global_limit
+        now = time.monotonic()
+        window = self._global_window
+        if not window or now >= window[0] + per:
+            window = self._global_window = []
+        if len(window) >= n:
+            return round(window[0] + per - now, 3)
+        window.append(now)
+        return None
+
     def _error(
-        self, rec: Request, status: int, code: int, message: str, retry_after: float | None = None
+        self,
+        rec: Request,
+        status: int,
+        code: int,
+        message: str,
+        retry_after: float | None = None,
+        scope: str = "user",
     ) -> web.Response:
         rec.status, rec.error, rec.code = status, message, code
         headers = {"Content-Type": "application/json"}  # exactly: discord.py parses JSON only then
         if status == 429:
             ra = retry_after if retry_after is not None else 1.0
-            body: dict[str, Any] = {"message": message, "retry_after": ra, "global": False}
-            headers.update(
-                {
-                    "Retry-After": str(max(1, int(-(-ra // 1)))),  # whole seconds, rounded up, like Discord
-                    "Via": "1.1 google",
-                    "X-RateLimit-Scope": "user",
-                    "X-RateLimit-Limit": "5",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset-After": f"{ra:.3f}",
-                    "X-RateLimit-Bucket": "fake-bucket",
-                }
-            )
+            body: dict[str, Any] = {"message": message, "retry_after": ra, "global": scope == "global"}
+            if scope == "global":  # no bucket headers, a global flag
+                headers.update(
+                    {
+                        "Retry-After": str(max(1, int(-(-ra // 1)))),
+                        "Via": "1.1 google",
+                        "X-RateLimit-Global": "true",
+                        "X-RateLimit-Scope": "global",
+                    }
+                )
+            else:
+                headers.update(
+                    {
+                        "Retry-After": str(max(1, int(-(-ra // 1)))),  # whole seconds, rounded up, like Discord
+                        "Via": "1.1 google",
+                        "X-RateLimit-Scope": "user",
+                        "X-RateLimit-Limit": "5",
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset-After": f"{ra:.3f}",
+                        "X-RateLimit-Bucket": "fake-bucket",
+                    }
+                )
         else:
             body = {"message": message, "code": code}
         rec.answer = body
@@ -698,6 +744,8 @@ class FakeDiscord:
             flags=int(body.get("flags") or 0),
         )
         self.messages[m.id] = m
+        if self._finals:
+            self._shown(m)
         return 200, self._message_json(m)
 
     def _edit(self, m: FakeMessage | None, body: dict[str, Any]) -> tuple[int, Any]:
@@ -711,6 +759,8 @@ class FakeDiscord:
                 return 400, (50006, "Cannot send an empty message")
             m.content = content
             m.edits.append((time.monotonic(), content))
+            if self._finals:
+                self._shown(m)
         if "allowed_mentions" in body:
             m.allowed_mentions = body["allowed_mentions"]
         return 200, self._message_json(m)
@@ -874,8 +924,145 @@ class FakeDiscord:
         if body.get("clear"):
             self._failures.clear()
             return web.json_response({"ok": True})
+        # optional narrowing (a `when` cannot cross a process): one channel, requests with text
+        channel = body.pop("channel_id", None)
+        with_text = bool(body.pop("with_text", False))
+        if channel is not None or with_text:
+
+            def when(r: Request) -> bool:
+                if channel is not None and f"/channels/{channel}/" not in r.path + "/":
+                    return False
+                content = (r.body or {}).get("content") if isinstance(r.body, dict) else None
+                return not with_text or bool(str(content or "").strip())
+
+            body["when"] = when
         self.fail(body.pop("route"), **body)
         return web.json_response({"ok": True})
+
+    async def _control_wave(self, request: web.Request) -> web.Response:
+        """Dispatch MESSAGE_CREATEs (`messages`: each {"channel_id", "content", ...make_message
+        keywords}) `gap` seconds apart, then wait until each has a bot message replying to it
+        (message_reference) that shows `final`, at most `timeout` seconds after the last one. Answers
+        the message ids, the time each MESSAGE_CREATE frame was sent (time.monotonic()) and the ids
+        whose final text never showed."""
+        body = await request.json()
+        return web.json_response(await self.wave(**body))
+
+    async def wave(
+        self, messages: list[dict[str, Any]], gap: float = 0.0, final: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        waiters: dict[int, asyncio.Future[None]] = {}
+        ids: list[int] = []
+        first_frame = len(self.frames)
+        try:
+            start = time.monotonic()
+            for i, item in enumerate(messages):
+                delay = start + i * gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                args = dict(item)
+                channel_id, content = int(args.pop("channel_id")), args.pop("content")
+                mid = self.next_id()
+                if final is not None:
+                    fut = loop.create_future()
+                    self._finals[mid] = (final, fut)
+                    waiters[mid] = fut
+                ids.append(mid)
+                await self.message_create(channel_id, content, message_id=mid, **args)
+            if waiters:
+                await asyncio.wait(list(waiters.values()), timeout=timeout)
+        finally:
+            for mid in waiters:
+                self._finals.pop(mid, None)
+        sent: dict[str, float] = {}
+        for f in self.frames[first_frame:]:
+            if f.direction == "out" and f.payload.get("t") == "MESSAGE_CREATE":
+                sent[str((f.payload.get("d") or {}).get("id"))] = f.t
+        return {
+            "ok": True,
+            "ids": [str(i) for i in ids],
+            "dispatched": [sent.get(str(i)) for i in ids],
+            "incomplete": [str(mid) for mid, fut in waiters.items() if not fut.done()],
+        }
+
+    def _shown(self, m: FakeMessage) -> None:
+        waiter = self._finals.get(m.reference) if m.reference is not None else None
+        if waiter is not None and waiter[0] == m.content and not waiter[1].done():
+            waiter[1].set_result(None)
+
+    async def _control_requests(self, request: web.Request) -> web.Response:
+        """Every reply request (send, edit, delete, typing) since `since`: [route, t, done, status,
+        channel id, message id (the edited one, or the one a successful send created), content,
+        the referenced message id (a send's message_reference), error]."""
+        since = float(request.query.get("since", "0"))
+        out = []
+        for r in self.requests:
+            if r.t < since or r.route not in ("send", "edit", "delete", "typing"):
+                continue
+            _, params = _route(r.method, r.path)
+            body = r.body if isinstance(r.body, dict) else {}
+            mid = params.get("message")
+            if r.route == "send" and isinstance(r.answer, dict) and "id" in r.answer:
+                mid = r.answer["id"]
+            ref = (body.get("message_reference") or {}).get("message_id")
+            out.append(
+                [
+                    r.route,
+                    r.t,
+                    r.done,
+                    r.status,
+                    params.get("channel"),
+                    None if mid is None else str(mid),
+                    body.get("content"),
+                    None if ref is None else str(ref),
+                    r.error,
+                ]
+            )
+        return web.json_response({"requests": out})
+
+    async def _control_messages(self, _: web.Request) -> web.Response:
+        """Every message of the bot: [[id, channel id, content, referenced id, deleted], ...]."""
+        return web.json_response(
+            {
+                "messages": [
+                    [
+                        str(m.id),
+                        str(m.channel_id),
+                        m.content,
+                        None if m.reference is None else str(m.reference),
+                        m.deleted,
+                    ]
+                    for m in self.messages.values()
+                    if m.author_id == self.bot_id
+                ]
+            }
+        )
+
+    async def _control_limits(self, request: web.Request) -> web.Response:
+        """{"channel_limit": [n, seconds] or null, "global_limit": [n, seconds] or null}: Discord's
+        per-channel and global limits on or off (and their windows reset)."""
+        body = await request.json()
+        limit = body.get("channel_limit")
+        self.channel_limit = (int(limit[0]), float(limit[1])) if limit else None
+        self._window.clear()
+        glob = body.get("global_limit")
+        self.global_limit = (int(glob[0]), float(glob[1])) if glob else None
+        self._global_window = []
+        return web.json_response({"ok": True})
+
+    async def _control_world(self, _: web.Request) -> web.Response:
+        """The guilds and their text channels, the bot's id, name and token."""
+        return web.json_response(
+            {
+                "guilds": {str(g): [int(c["id"]) for c in v["channels"]] for g, v in self.guilds.items()},
+                "bot_id": self.bot_id,
+                "username": self.username,
+                "token": self.token,
+                "api_base": self.api_base,
+                "gateway_url": self.gateway_url,
+            }
+        )
 
 
 def _shard_of(guild_id: int | None, count: int) -> int:
@@ -926,3 +1113,31 @@ def _route(method: str, path: str) -> tuple[str, dict[str, str]]:
         else:
             return name, params
     return f"{method} {path}", {}
+
+
+async def _serve(port: int, guilds: int, channels: int) -> None:
+    ids = [1000 * (g + 1) for g in range(guilds)]
+    fake = FakeDiscord(guilds=[], control=True)
+    for g in ids:
+        fake.add_guild(g, channels=tuple(g + 1 + c for c in range(channels)))
+    fake.port = port
+    await fake.start()
+    print(f"PORT {fake.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # python -m tests.fakes.discord_server [PORT [GUILDS [CHANNELS]]]: a fake for another process,
+    # with /_control/* on; guild ids 1000, 2000, ..., each with CHANNELS text channels (id + 1, ...)
+    import sys
+
+    try:
+        asyncio.run(
+            _serve(
+                int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+                int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+                int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+            )
+        )
+    except KeyboardInterrupt:
+        pass

@@ -121,7 +121,10 @@ class FakeSlack:
         bot_id: str = "BBOT",
         signing_secret: str = "fake-signing-secret",
         scopes: str = DEFAULT_SCOPES,
+        control: bool = False,
     ) -> None:
+        """`control`: also serve /_control/* (another process drives the fake: benchmarks)."""
+        self.control = control
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -160,6 +163,12 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/response", self._response)
+        if self.control:
+            app.router.add_post("/_control/wave", self._control_wave)
+            app.router.add_get("/_control/calls", self._control_calls)
+            app.router.add_get("/_control/messages", self._control_messages)
+            app.router.add_post("/_control/fail", self._control_fail)
+            app.router.add_get("/_control/world", self._control_world)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -732,6 +741,129 @@ class FakeSlack:
         sig = hmac.new((secret or self.signing_secret).encode(), base, hashlib.sha256).hexdigest()
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={sig}", "Content-Type": "application/json"}
 
+    # --- control (another process drives the fake: benchmarks) -----------------------------------
+
+    async def _control_wave(self, request: web.Request) -> web.Response:
+        """Mentions in channel threads, `gap` seconds apart (`questions`: each {"channel", "text",
+        "user", "thread_ts"}; no thread_ts: a person's message opens a new thread first), then wait
+        until each thread shows a finished bot message after the question whose visible text is
+        `final`, at most `timeout` seconds after the last one. Answers per question its thread_ts,
+        ts, and when its `message` and `app_mention` envelopes were sent (time.monotonic()), and the
+        indexes of the questions whose answer never showed."""
+        body = await request.json()
+        return web.json_response(await self.wave(**body))
+
+    async def wave(
+        self, questions: list[dict[str, Any]], gap: float = 0.0, final: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        out: list[dict[str, Any]] = []
+        start = time.monotonic()
+        for i, q in enumerate(questions):
+            delay = start + i * gap - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            channel, user = str(q["channel"]), str(q.get("user") or "U0042")
+            thread_ts = q.get("thread_ts")
+            if not thread_ts:
+                thread_ts = self.person_message(channel, str(q.get("topic") or "a topic"), user=user).ts
+            first = len(self.frames)
+            m, env = await self.mention(str(q["text"]), channel=channel, user=user, thread_ts=str(thread_ts))
+            sent = [f.t for f in self.frames[first:] if f.direction == "out" and "envelope_id" in f.payload]
+            out.append(
+                {"channel": channel, "thread_ts": thread_ts, "ts": m.ts, "message_at": sent[0], "mention_at": sent[-1]}
+            )
+        pending = set(range(len(out))) if final is not None else set()
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for i in list(pending):
+                o = out[i]
+                for b in self.bot_messages(o["channel"], o["thread_ts"]):
+                    if b.ts > o["ts"] and not b.streaming and self.shown(b) == final:
+                        pending.discard(i)
+                        break
+            if pending:
+                await asyncio.sleep(0.02)  # polled: the fake's own CPU stays small under a burst
+        return {"ok": True, "questions": out, "incomplete": sorted(pending)}
+
+    async def _control_calls(self, request: web.Request) -> web.Response:
+        """Every Web API call since `since`: [method, t, status, channel, thread_ts, ts (the
+        message it acts on, or the one it created), text (text / markdown_text / chunks), error]."""
+        since = float(request.query.get("since", "0"))
+        rows = []
+        for c in self.calls:
+            if c.t < since:
+                continue
+            p = c.params
+            ts = p.get("ts") or p.get("timestamp")
+            if ts is None and isinstance(c.answer, dict) and c.answer.get("ok"):
+                ts = c.answer.get("ts")
+            if c.method in _STREAM_METHODS:
+                text = self._stream_text(p)
+            else:
+                md = p.get("markdown_text")
+                text = md if md is not None else p.get("text")
+            rows.append(
+                [
+                    c.method,
+                    c.t,
+                    c.status,
+                    p.get("channel") or p.get("channel_id"),
+                    p.get("thread_ts"),
+                    ts,
+                    text,
+                    c.error,
+                ]
+            )
+        return web.json_response({"calls": rows})
+
+    async def _control_messages(self, _: web.Request) -> web.Response:
+        """Every bot message: [[channel, ts, thread_ts, visible text, streaming, deleted], ...]."""
+        rows = [
+            [m.channel, m.ts, m.thread_ts, self.shown(m), m.streaming, m.deleted]
+            for msgs in self.messages.values()
+            for m in msgs
+            if m.bot
+        ]
+        return web.json_response({"messages": rows})
+
+    async def _control_fail(self, request: web.Request) -> web.Response:
+        """{"methods": [...], "error", "status", "retry_after", "times", "channel", "with_text"}: the
+        next `times` calls of any of `methods` (in that channel, carrying text) fail; {"clear": true}
+        drops every scripted failure."""
+        body = dict(await request.json())
+        if body.get("clear"):
+            self._failures.clear()
+            return web.json_response({"ok": True})
+        left = [int(body.get("times", 1))]
+        channel, with_text = body.get("channel"), bool(body.get("with_text", False))
+
+        def when(p: dict[str, Any]) -> bool:
+            if left[0] <= 0 or (channel is not None and str(p.get("channel")) != str(channel)):
+                return False
+            text = self._stream_text(p) if p.get("markdown_text") is None else p.get("markdown_text")
+            if with_text and not str(text or p.get("text") or "").strip():
+                return False
+            left[0] -= 1
+            return True
+
+        status = int(body.get("status", 200))
+        retry = None if body.get("retry_after") is None else float(body["retry_after"])
+        for method in body["methods"]:
+            f = _Failure(method, str(body.get("error", "ratelimited")), status, retry, 1 << 30, when)
+            self._failures.append(f)
+        return web.json_response({"ok": True})
+
+    async def _control_world(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "api_base": self.api_base,
+                "bot_token": self.bot_token,
+                "app_token": self.app_token,
+                "bot_user_id": self.bot_user_id,
+                "team_id": self.team_id,
+            }
+        )
+
     # --- waiting ---------------------------------------------------------------------------------
 
     async def wait_for(self, pred: Callable[[FakeSlack], Any], timeout: float = 5.0) -> None:
@@ -744,3 +876,19 @@ class FakeSlack:
                 await asyncio.wait_for(self._changed.wait(), min(0.05, max(0.0, deadline - time.monotonic())))
             except TimeoutError:
                 pass
+
+
+async def _serve() -> None:
+    fake = FakeSlack(control=True)
+    await fake.start()
+    print(f"PORT {fake.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # python -m tests.fakes.slack_server: a fake for another process, with /_control/* on; it prints
+    # `PORT <n>` (an ephemeral port) once it listens
+    try:
+        asyncio.run(_serve())
+    except KeyboardInterrupt:
+        pass
