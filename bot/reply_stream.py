@@ -16,7 +16,7 @@ What it guarantees, whatever the platform answers on the way:
   the same place (`bot.splitting.Splitter`), so a frozen message never changes again.
 - Pacing: every text request of the stream (send, edit, draft, finish) starts at least
   `caps.min_edit_interval` after the previous one ended, the final one included, and only one is
-  in flight at a time; a request that creates a message (send, finish) also waits
+  in flight at a time; a request that creates a message (send, a draft's finish) also waits
   `caps.min_send_interval` after the previous one (fast draft previews, messages at the chat's
   pace), and every send / edit / finish also takes a slot of the chat's budget (`budget`, from
   `caps.chat_budget`, shared by every reply in that chat). Each request carries the newest text
@@ -101,15 +101,6 @@ class Action(StrEnum):
     EDIT = "edit"  # new text in a message already sent
     DRAFT = "draft"  # the part so far, in a draft / native stream
     FINISH = "finish"  # close a draft / native stream with the part's final text
-
-    @property
-    def creates_message(self) -> bool:
-        return self in (Action.SEND, Action.FINISH)
-
-    @property
-    def metered(self) -> bool:
-        """Counts against the chat's budget (a draft preview does not)."""
-        return self is not Action.DRAFT
 
 
 class _GiveUp(Exception):
@@ -416,27 +407,42 @@ class ReplyStream:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if await self._pace(action[0]):
+                if await self._pace(action[0], action[1]):
                     continue  # newer text may have arrived while waiting: plan (and pace) again
                 await self._execute(*action)
         except _GiveUp as g:
             self._error = g.error
 
-    async def _pace(self, kind: Action) -> bool:
+    def _creates_message(self, kind: Action, i: int) -> bool:
+        """A new message in the chat: a send; a draft's finish (Telegram keeps a draft with one
+        sendMessage); in a native stream, the part's first draft (Slack's startStream) or a finish
+        that never had one, while a later finish only closes what is already shown."""
+        if kind is Action.SEND:
+            return True
+        if self._caps.streaming is not Streaming.NATIVE:
+            return kind is Action.FINISH
+        first = i >= len(self._slots) or self._slots[i].shown is None
+        return kind in (Action.DRAFT, Action.FINISH) and first
+
+    def _metered(self, kind: Action, i: int) -> bool:
+        """Counts against the chat's budget: what creates or edits a message."""
+        return kind is Action.EDIT or self._creates_message(kind, i)
+
+    async def _pace(self, kind: Action, i: int) -> bool:
         """Wait until the next request (of this kind) may start; True if it waited."""
         waited = False
         for _ in range(8):
             t = self._not_before
             if self._last_request is not None:
                 t = max(t, self._last_request + self._interval)
-            if kind.creates_message and self._last_send is not None:
+            if self._creates_message(kind, i) and self._last_send is not None:
                 t = max(t, self._last_send + self._send_interval)  # a new message: the chat's own pace
             delay = t - self._clock()
             if delay <= 0:
                 break
             waited = True
             await asyncio.sleep(delay)
-        if kind.metered and self._budget is not None and not self._budget_held:
+        if self._metered(kind, i) and self._budget is not None and not self._budget_held:
             # the chat's budget, shared with every other reply there; the slot is held until the
             # next metered request, and the text is planned again after the wait (coalescing)
             asked = self._clock()
@@ -449,7 +455,8 @@ class ReplyStream:
     async def _execute(self, kind: Action, i: int, text: str) -> None:
         slot = self._slots[i]
         self._stop_typing()  # the indicator must not outlive (or follow) the text
-        if kind.metered:
+        creates = self._creates_message(kind, i)  # decided before the call changes what is shown
+        if kind is Action.EDIT or creates:
             self._budget_held = False  # this request spends the budget slot _pace() took
         self._last_request = self._clock()
         self._requests += 1
@@ -459,7 +466,7 @@ class ReplyStream:
             # pace from the end of this request: the platform sees requests at least an
             # interval apart even when one was slow on the way
             self._last_request = self._clock()
-            if kind.creates_message:
+            if creates:
                 self._last_send = self._last_request
 
     async def _call(self, kind: Action, slot: _Slot, text: str) -> None:

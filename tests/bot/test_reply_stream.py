@@ -782,3 +782,29 @@ async def test_previews_carry_the_marker_and_the_final_edit_removes_it() -> None
     assert surface.visible == split_text(f.text, 60) and not any("▌" in v for v in surface.visible)
     assert all(len(c.text) <= 60 for c in surface.text_calls if c.text is not None)  # the marker fits too
     assert result.text == f.text
+
+
+async def test_a_native_streams_finish_is_not_a_new_message_and_takes_no_budget() -> None:
+    """A native stream (Slack) is a new message when it starts and is only closed by its finish;
+    a draft (Telegram) is a preview and its finish sends the message: the budget is taken there."""
+
+    class CountingGate:
+        def __init__(self) -> None:
+            self.at: list[float] = []
+
+        async def acquire(self) -> None:
+            self.at.append(time.perf_counter())
+
+    for mode in (Streaming.NATIVE, Streaming.DRAFT):
+        gate = CountingGate()
+        surface = RecordingSurface()
+        rs = ReplyStream(surface, make_caps(mode, interval=0.01, first=1), budget=gate)
+        await rs.start()
+        await Feeder(rs).feed(words(20), gap=0.003)
+        await rs.close()
+        drafts, (finish,) = surface.of("draft"), surface.of("finish")
+        assert len(gate.at) == 1 and len(drafts) >= 2, mode
+        if mode is Streaming.NATIVE:
+            assert gate.at[0] <= drafts[0].start  # the stream's start is the new message
+        else:
+            assert drafts[-1].start < gate.at[0] <= finish.start  # the finish sends the message

@@ -806,9 +806,9 @@ DRIVERS: list[type[Driver]] = [
 # --- Slack ------------------------------------------------------------------------------------
 
 _SLACK_KINDS = {
-    "chat.startStream": "draft",  # a native stream shows the answer as it grows ...
+    "chat.startStream": "send",  # a native stream is a new message when it starts ...
     "chat.appendStream": "draft",
-    "chat.stopStream": "send",  # ... and is kept when it is stopped (the core's finish)
+    "chat.stopStream": "draft",  # ... and only closed when it is stopped (the core's finish)
     "chat.postMessage": "send",
     "chat.update": "edit",
 }
