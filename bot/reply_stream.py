@@ -425,7 +425,11 @@ class ReplyStream:
         return kind in (Action.DRAFT, Action.FINISH) and first
 
     def _metered(self, kind: Action, i: int) -> bool:
-        """Counts against the chat's budget: what creates or edits a message."""
+        """Counts against the chat's budget: what creates or edits a message, except a native
+        stream's own calls (a platform meters its streams apart from its messages; measured with
+        Slack: a budgeted stream start made the tenth answer in a channel wait nine seconds)."""
+        if self._caps.streaming is Streaming.NATIVE:
+            return False
         return kind is Action.EDIT or self._creates_message(kind, i)
 
     async def _pace(self, kind: Action, i: int) -> bool:
@@ -456,7 +460,7 @@ class ReplyStream:
         slot = self._slots[i]
         self._stop_typing()  # the indicator must not outlive (or follow) the text
         creates = self._creates_message(kind, i)  # decided before the call changes what is shown
-        if kind is Action.EDIT or creates:
+        if self._metered(kind, i):
             self._budget_held = False  # this request spends the budget slot _pace() took
         self._last_request = self._clock()
         self._requests += 1
