@@ -174,8 +174,9 @@ class Dispatcher:
             await asyncio.wait((lane.current,))
         finally:
             current, lane.current = lane.current, None
-        if not current.cancelled() and current.exception() is not None:
-            raise current.exception()  # type: ignore[misc]
+        error = None if current.cancelled() else current.exception()
+        if error is not None:
+            raise error
 
     # --- lifecycle ---------------------------------------------------------------------------
 

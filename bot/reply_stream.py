@@ -215,7 +215,7 @@ class ReplyStream:
             self._ensure_worker()
             self._wake.set()
             try:
-                await self._worker  # type: ignore[misc]
+                await self._worker  # type: ignore[misc]  # _ensure_worker() just set it
             except asyncio.CancelledError:
                 self._stop_typing()
                 raise

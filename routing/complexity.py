@@ -428,11 +428,12 @@ class EmbeddingScorer:
             raise ValueError("the embedding scorer needs examples for at least two tiers")
         self.examples = {t: list(examples[t]) for t in self.tiers}
         # encoded once, at load
+        # the encoder module is imported lazily (onnxruntime is optional), so it is typed loosely
         self.matrices = {t: self.encoder.encode_many(self.examples[t]) for t in self.tiers}  # type: ignore[attr-defined]
         self.values = np.array([TIER_VALUE[t] for t in self.tiers], dtype=np.float32)
 
     def score(self, text: str, turns: int = 0) -> Complexity:
-        return self.score_vector(self.encoder.encode(text))  # type: ignore[attr-defined]
+        return self.score_vector(self.encoder.encode(text))  # type: ignore[attr-defined]  # lazily imported encoder
 
     def score_vector(self, v: object) -> Complexity:
         """Score an already-encoded message (the quality benchmark encodes each prompt once)."""

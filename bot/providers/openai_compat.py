@@ -277,8 +277,7 @@ class OpenAICompatProvider:
         usage: Usage | None = None
         finish: str | None = None
         try:
-            # the pass-through parameters (reasoning_effort, service_tier, ...) are untyped here
-            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]
+            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]  # untyped pass-through params
                 model=req.model,
                 messages=messages,
                 stream=True,

@@ -58,7 +58,7 @@ def translate(err: TelegramError) -> PlatformError:
         # the exact value, whichever type PTB is configured to expose (its `retry_after` property
         # warns about a coming int -> timedelta change); no public accessor for it
         ra = getattr(err, "_retry_after", None)
-        seconds = ra.total_seconds() if isinstance(ra, dtm.timedelta) else float(err.retry_after)  # type: ignore[arg-type]
+        seconds = ra.total_seconds() if isinstance(ra, dtm.timedelta) else float(err.retry_after)  # type: ignore[arg-type]  # int unless PTB_TIMEDELTA is set
         return RateLimited(seconds, f"telegram flood control: retry after {seconds:g}s")
     if isinstance(err, ChatMigrated):
         return PlatformError(f"telegram: the group became a supergroup ({err.new_chat_id})")

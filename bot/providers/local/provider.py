@@ -68,7 +68,7 @@ def resolve_engine(choice: str = "auto") -> EngineName:
         return "llama_cpp"
     if choice not in ("llama_cpp", "mlx"):
         raise ValueError(f"unknown local engine {choice!r}")
-    return choice  # type: ignore[return-value]
+    return choice  # type: ignore[return-value]  # checked just above: one of the two names
 
 
 def make_engine(engine: EngineName, model_path: Path, cfg: ProviderConfig) -> Engine:
@@ -210,7 +210,7 @@ class LocalProvider:
                         else:
                             post(item)
                 finally:
-                    items.close()  # type: ignore[attr-defined]
+                    items.close()  # type: ignore[attr-defined]  # engines return generators; the Iterator type has no close()
             except BaseException as e:  # handed to the consumer, raised there
                 if not stop.is_set():
                     try:
