@@ -65,7 +65,9 @@ async def test_dm_is_streamed_through_a_native_stream(fake: FakeSlack, run_app) 
     assert min(gaps(texts(fake))) >= 0.1 - EPS, timeline(fake)
     assert not fake.of("chat.postMessage", "chat.update")
     assert provider.asked_at is not None
-    assert fake.acks[env][0] <= provider.asked_at  # acknowledged before the model was asked
+    # acknowledged before the model was asked: bolt sends the ack before the listener runs; the
+    # fake reads that frame from its socket a loop turn or two later, hence the small allowance
+    assert fake.acks[env][0] <= provider.asked_at + 0.005
     assert [c.error for c in fake.calls if c.error] == []
 
 
