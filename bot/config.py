@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
@@ -314,3 +314,39 @@ def load(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | No
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML in {resolved}: {e}") from None
     return parse(data, source=str(resolved), env=env)
+
+
+ChannelModel = TypeVar("ChannelModel", bound=BaseModel)
+
+
+def parse_channel_table(
+    model: type[ChannelModel], table: dict[str, Any] | None, name: str, *, secret_hint: tuple[str, str] | None = None
+) -> ChannelModel:
+    """Validate a channel's raw `[channels.NAME]` table (every adapter's config goes through here).
+
+    Errors name `channels.NAME.key`; a validator's own "key: reason" names that key; an unknown key
+    gets a "did you mean"; `secret_hint` = (key, VARIABLE) explains a missing or empty secret.
+    """
+    prefix = f"channels.{name}"
+    try:
+        return model.model_validate(table or {})
+    except ValidationError as err:
+        lines = ["invalid config:"]
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key"
+                close = difflib.get_close_matches(str(e["loc"][-1]), list(model.model_fields), n=1)
+                if close:
+                    msg += f" (did you mean '{close[0]}'?)"
+            elif e["type"] == "value_error":  # our own checks: "key: reason"
+                msg = msg.removeprefix("Value error, ")
+                key, _, reason = msg.partition(": ")
+                if reason:
+                    loc, msg = key, reason
+            if secret_hint and loc == secret_hint[0] and (e["type"] == "missing" or e.get("input", "") is None):
+                key, var = secret_hint
+                msg = f'is required and empty (set {key} = "${{{var}}}" and export the variable)'
+            lines.append(f"  {prefix}.{loc}: {msg}" if loc else f"  {prefix}: {msg}")
+        raise ConfigError("\n".join(lines)) from None

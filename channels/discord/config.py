@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from bot.access import WorkspaceAccessConfig
-from bot.errors import ConfigError
+from bot.config import parse_channel_table
 
-PREFIX = "channels.discord"
 DEFAULT_API = "https://discord.com/api/v10"
 
 
@@ -68,21 +67,4 @@ class DiscordConfig(WorkspaceAccessConfig):
 
 def parse_config(table: dict[str, Any] | None) -> DiscordConfig:
     """Validate the raw `[channels.discord]` table; ConfigError names `channels.discord.<key>`."""
-    try:
-        return DiscordConfig.model_validate(table or {})
-    except ValidationError as err:
-        lines = ["invalid config:"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif e["type"] == "value_error":
-                msg = msg.removeprefix("Value error, ")
-                key, _, reason = msg.partition(": ")
-                if reason:
-                    loc, msg = key, reason
-            if loc == "token" and (e["type"] == "missing" or e.get("input", "") is None):
-                msg = 'is required and empty (set token = "${DISCORD_BOT_TOKEN}" and export the variable)'
-            lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+    return parse_channel_table(DiscordConfig, table, "discord", secret_hint=("token", "DISCORD_BOT_TOKEN"))

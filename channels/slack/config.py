@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from bot.access import WorkspaceAccessConfig
-from bot.errors import ConfigError
+from bot.config import parse_channel_table
 
-PREFIX = "channels.slack"
 DEFAULT_API = "https://slack.com/api/"
 
 
@@ -78,21 +77,4 @@ class SlackConfig(WorkspaceAccessConfig):
 
 def parse_config(table: dict[str, Any] | None) -> SlackConfig:
     """Validate the raw `[channels.slack]` table; ConfigError names `channels.slack.<key>`."""
-    try:
-        return SlackConfig.model_validate(table or {})
-    except ValidationError as err:
-        lines = ["invalid config:"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif e["type"] == "value_error":
-                msg = msg.removeprefix("Value error, ")
-                key, _, reason = msg.partition(": ")
-                if reason:
-                    loc, msg = key, reason
-            if loc == "bot_token" and (e["type"] == "missing" or e.get("input", "") is None):
-                msg = 'is required and empty (set bot_token = "${SLACK_BOT_TOKEN}" and export the variable)'
-            lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+    return parse_channel_table(SlackConfig, table, "slack", secret_hint=("bot_token", "SLACK_BOT_TOKEN"))

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from bot.access import AccessConfig
-from bot.errors import ConfigError
-
-PREFIX = "channels.telegram"
+from bot.config import parse_channel_table
 
 
 class TelegramConfig(AccessConfig):
@@ -88,22 +86,4 @@ class TelegramConfig(AccessConfig):
 
 def parse_config(table: dict[str, Any] | None) -> TelegramConfig:
     """Validate the raw `[channels.telegram]` table; ConfigError names `channels.telegram.<key>`."""
-    try:
-        return TelegramConfig.model_validate(table or {})
-    except ValidationError as err:
-        lines = ["invalid config:"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif e["type"] == "value_error":
-                # our own checks: "key: reason"
-                msg = msg.removeprefix("Value error, ")
-                key, _, reason = msg.partition(": ")
-                if reason:
-                    loc, msg = key, reason
-            if loc == "token" and (e["type"] == "missing" or e.get("input", "") is None):
-                msg = 'is required and empty (set token = "${TELEGRAM_BOT_TOKEN}" and export the variable)'
-            lines.append(f"  {PREFIX}.{loc}: {msg}" if loc else f"  {PREFIX}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+    return parse_channel_table(TelegramConfig, table, "telegram", secret_hint=("token", "TELEGRAM_BOT_TOKEN"))
