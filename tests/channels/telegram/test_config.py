@@ -56,3 +56,10 @@ def test_readme_lists_every_key() -> None:
     readme = readme[readme.index("## Telegram") :]
     missing = [k for k in TelegramConfig.model_fields if f"`{k}`" not in readme]
     assert missing == []
+
+
+def test_an_unknown_key_gets_a_did_you_mean() -> None:
+    with pytest.raises(
+        ConfigError, match=r"channels\.telegram\.edit_intervall: unknown key \(did you mean 'edit_interval'\?\)"
+    ):
+        parse_config({"token": "1:a", "edit_intervall": 2})
